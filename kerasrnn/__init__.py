@@ -1,0 +1,9 @@
+"""kerasrnn: word-level LSTM/GRU language models with Keras 3.
+
+The package is organised along the data's way through it:
+`kerasrnn.data` (corpora, vocabulary, tf.data pipelines) → `kerasrnn.models` →
+`kerasrnn.training` (exact perplexity, callbacks, the training loop) →
+`kerasrnn.serving` (SavedModel export) → `kerasrnn.report`.
+"""
+
+__version__ = "0.1.0"

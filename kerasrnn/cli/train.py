@@ -1,0 +1,25 @@
+"""kerasrnn-train: train a language model into a workdir (resumable).
+
+  kerasrnn-train --config=configs/small.py --workdir=runs/small
+  kerasrnn-train --config=configs/small.py --workdir=runs/h650 \
+      --config.model.hidden_size=650
+"""
+from absl import flags
+from ml_collections import config_flags
+
+from kerasrnn import cli
+from kerasrnn.training import train
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory of the run.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+def run():
+  cli.run_main(main)

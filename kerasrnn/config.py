@@ -1,0 +1,176 @@
+"""The one config shared by every command: defaults, validation, persistence.
+
+Config files in `configs/` start from `base_config()` and change values;
+users override fields on the command line (`--config.data.batch_size=64`).
+The learning rate and clip norm are written in the paper's terms (loss summed
+over time steps, averaged over sequences); `kerasrnn.training` is the one
+place that turns them into Keras optimizer arguments.
+"""
+import json
+import os
+
+import ml_collections
+
+from kerasrnn.errors import UserError
+
+CELLS = ("lstm", "gru")
+OPTIMIZERS = ("sgd", "adam")
+MODES = ("stream", "sentence")
+SOURCES = ("ptb", "text", "tfds")
+TOKENIZERS = ("whitespace", "punctuation")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
+
+
+def base_config():
+  """Returns the default config; every field is documented here."""
+  c = ml_collections.ConfigDict()
+
+  c.data = data = ml_collections.ConfigDict()
+  data.source = "ptb"  # ptb | text (your own files) | tfds (any TFDS text set).
+  data.dir = os.environ.get("KERASRNN_DATA_DIR", "")  # '' = download PTB.
+  data.train_file = ""  # Split files inside `dir`; '' = the source's names
+  data.valid_file = ""  # (ptb.{split}.txt for ptb, {split}.txt for text).
+  data.test_file = ""
+  data.lowercase = False  # Lowercase raw text before tokenising.
+  data.tokenizer = "whitespace"  # whitespace | punctuation (splits . , ! ...).
+  data.max_vocab_size = 0  # Keep the most frequent words (0 = all).
+  data.min_count = 1  # Words seen fewer times in train become <unk>.
+  data.max_tokens = 0  # Keep only each split's first sentences up to this
+  # many tokens (0 = all): quick runs on a slice of a corpus.
+  data.tfds_name = ""  # e.g. 'lm1b' when source = tfds.
+  data.tfds_text_key = "text"
+  data.tfds_splits = "train,validation,test"
+  data.mode = "stream"  # stream (stateful TBPTT) | sentence (padded, bucketed).
+  data.batch_size = 20
+  data.num_steps = 20  # Stream mode: TBPTT window.
+  data.max_length = 100  # Sentence mode: longer sentences are cut in pieces.
+  data.bucket = True  # Sentence mode: batch by length buckets (False = naive).
+  data.bucket_boundaries = ()  # Sentence mode; () = from train lengths.
+  data.num_buckets = 32  # Quantile buckets when boundaries are not given.
+  data.seed = 0
+
+  c.model = model = ml_collections.ConfigDict()
+  model.cell = "lstm"  # lstm | gru
+  model.gru_reset_after = True  # Keras/cuDNN GRU (True) or the original (False).
+  model.embedding_size = 0  # 0 = hidden_size.
+  model.hidden_size = 200
+  model.num_layers = 2
+  model.dropout = 0.0  # On non-recurrent connections (Zaremba et al. 2014).
+  model.init_scale = 0.1  # Uniform(-s, s) for every weight; 0 = Keras defaults.
+  model.tie_embeddings = False
+  model.unroll = True  # Unrolled time loop: faster for short stream windows.
+
+  c.train = train = ml_collections.ConfigDict()
+  train.epochs = 13
+  train.optimizer = "sgd"  # sgd | adam
+  train.learning_rate = 1.0  # Paper terms: loss summed over time steps.
+  train.decay_after = 4  # Constant lr for this many epochs, then ...
+  train.decay = 2.0  # ... divide it by this every epoch (1 = constant).
+  train.clip_norm = 5.0  # Global-norm clipping in paper terms (0 = off).
+  train.eval_test_every_epoch = True  # Test perplexity per epoch (curves).
+  train.jit_compile = False
+  train.verbose = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line/epoch.
+  train.distribute = "none"
+  train.seed = 0
+  return c
+
+
+def _check(ok, message):
+  if not ok:
+    raise UserError(message)
+
+
+def validate(config):
+  """Raises UserError naming the first invalid value and its allowed range."""
+  d, m, t = config.data, config.model, config.train
+  choices = [("data.source", d.source, SOURCES), ("data.mode", d.mode, MODES),
+             ("data.tokenizer", d.tokenizer, TOKENIZERS),
+             ("model.cell", m.cell, CELLS),
+             ("train.optimizer", t.optimizer, OPTIMIZERS),
+             ("train.distribute", t.distribute, DISTRIBUTE)]
+  for name, value, allowed in choices:
+    _check(value in allowed,
+           f"config {name}={value!r} is not one of {', '.join(allowed)}")
+  positive = [("data.batch_size", d.batch_size),
+              ("data.num_steps", d.num_steps), ("data.num_buckets", d.num_buckets),
+              ("model.hidden_size", m.hidden_size),
+              ("model.num_layers", m.num_layers), ("train.epochs", t.epochs),
+              ("train.learning_rate", t.learning_rate),
+              ("data.min_count", d.min_count), ("train.decay", t.decay)]
+  for name, value in positive:
+    _check(value > 0, f"config {name}={value} must be positive")
+  non_negative = [("data.max_vocab_size", d.max_vocab_size),
+                  ("data.max_tokens", d.max_tokens),
+                  ("model.embedding_size", m.embedding_size),
+                  ("model.init_scale", m.init_scale),
+                  ("train.clip_norm", t.clip_norm),
+                  ("train.decay_after", t.decay_after)]
+  for name, value in non_negative:
+    _check(value >= 0, f"config {name}={value} must be >= 0")
+  _check(d.max_length >= 2,
+         f"config data.max_length={d.max_length} must be at least 2 tokens")
+  _check(0 <= m.dropout < 1,
+         f"config model.dropout={m.dropout} must be in [0, 1)")
+  _check(d.max_vocab_size == 0 or d.max_vocab_size >= 3,
+         "config data.max_vocab_size must be 0 (all) or at least 3 "
+         "(<unk>, <eos> and one word)")
+  _check(list(d.bucket_boundaries) == sorted(set(d.bucket_boundaries)),
+         "config data.bucket_boundaries must be strictly increasing")
+  embedding = m.embedding_size or m.hidden_size
+  _check(not m.tie_embeddings or embedding == m.hidden_size,
+         "config model.tie_embeddings needs embedding_size == hidden_size")
+  _check(d.source != "tfds" or d.tfds_name,
+         "config data.source=tfds needs data.tfds_name (e.g. lm1b)")
+  return config
+
+
+def to_json(config):
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def from_json(text):
+  return ml_collections.ConfigDict(json.loads(text))
+
+
+def differences(a, b, prefix=""):
+  """Lists 'field: a -> b' for every leaf that differs between two dicts."""
+  out = []
+  for key in sorted(set(a) | set(b)):
+    va, vb = a.get(key), b.get(key)
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += differences(va, vb, f"{prefix}{key}.")
+    elif va != vb and not (isinstance(va, (list, tuple))
+                           and isinstance(vb, (list, tuple))
+                           and list(va) == list(vb)):
+      out.append(f"{prefix}{key}: {va!r} -> {vb!r}")
+  return out
+
+
+def apply_variant(config, variant, variants):
+  """Applies a named variant ({'field.path': value}) of a config file.
+
+  Args:
+    config: the config to change in place.
+    variant: the name after ':' in --config=file.py:variant, or None.
+    variants: {name: {dotted field: value}}.
+
+  Returns:
+    The config.
+  """
+  if variant is None:
+    return config
+  if variant not in variants:
+    known = ", ".join(sorted(variants)) or "none"
+    raise UserError(f"unknown config variant {variant!r} (known: {known})")
+  return override(config, variants[variant])
+
+
+def override(config, values):
+  """Sets dotted fields ({'model.hidden_size': 650}) of `config` in place."""
+  for path, value in values.items():
+    node = config
+    *parents, leaf = path.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config

@@ -1,0 +1,118 @@
+"""Embedding -> [Dropout] -> LSTM/GRU x N -> [Dropout] -> logits over words.
+
+Dropout sits on the non-recurrent connections only (Zaremba et al. 2014):
+after the embedding and after every recurrent layer.
+"""
+import keras
+from keras import ops
+
+
+class Logits(keras.layers.Layer):
+  """Projects hidden states to vocabulary logits, optionally tied.
+
+  The output carries no Keras mask: the loss and the perplexity metric mask
+  padding by its target id (0) themselves, and a mask on the logits would
+  make Keras re-weight the per-sequence loss sums.
+
+  Args:
+    vocab_size: number of output classes.
+    embedding: an `Embedding` layer whose matrix is reused (tied) as the
+      output projection, or None for a separate kernel.
+    kernel_initializer, bias_initializer: initializers of the untied kernel
+      and of the bias.
+  """
+
+  def __init__(self, vocab_size, embedding=None, kernel_initializer=None,
+               bias_initializer="zeros", **kwargs):
+    super().__init__(**kwargs)
+    self.vocab_size = vocab_size
+    self.embedding = embedding
+    self.kernel_initializer = kernel_initializer or "glorot_uniform"
+    self.bias_initializer = bias_initializer
+
+  def build(self, input_shape):
+    if self.embedding is None:
+      self.kernel = self.add_weight(
+          name="kernel", shape=(input_shape[-1], self.vocab_size),
+          initializer=self.kernel_initializer)
+    self.bias = self.add_weight(name="bias", shape=(self.vocab_size,),
+                                initializer=self.bias_initializer)
+
+  def call(self, x):
+    if self.embedding is None:
+      kernel = self.kernel
+    else:
+      kernel = ops.transpose(self.embedding.embeddings)
+    return ops.matmul(x, kernel) + self.bias
+
+  def get_config(self):
+    # The tied embedding is a reference to another layer and is not
+    # serialised: models are rebuilt from the kerasrnn config, not from JSON.
+    config = super().get_config()
+    config.update(vocab_size=self.vocab_size,
+                  kernel_initializer=keras.initializers.serialize(
+                      keras.initializers.get(self.kernel_initializer)),
+                  bias_initializer=keras.initializers.serialize(
+                      keras.initializers.get(self.bias_initializer)))
+    return config
+
+  def compute_mask(self, inputs, mask=None):
+    return None
+
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape[:-1]) + (self.vocab_size,)
+
+
+def rnn_layers(model):
+  """The model's recurrent layers, in order."""
+  return [l for l in model.layers if isinstance(l, keras.layers.RNN)]
+
+
+def build_model(config, vocab_size, batch_size=None):
+  """Builds the language model described by `config`.
+
+  Stream mode gives stateful recurrent layers over fixed [batch, num_steps]
+  windows (state carried across batches; unrolled when model.unroll);
+  sentence mode gives stateless layers over [batch, time] with
+  `Embedding(mask_zero=True)`, so the padding mask reaches every layer.
+
+  Args:
+    config: the full config (reads `model` and `data.mode`/`data.num_steps`).
+    vocab_size: vocabulary size including id 0 (padding).
+    batch_size: stream mode only: the fixed batch size (default
+      config.data.batch_size).
+
+  Returns:
+    An uncompiled `keras.Model` mapping <int32>[batch, time] ids to
+    <float32>[batch, time, vocab_size] logits.
+  """
+  m = config.model
+  stream = config.data.mode == "stream"
+  init = lambda: (keras.initializers.RandomUniform(-m.init_scale, m.init_scale)
+                  if m.init_scale else None)
+  inputs = keras.Input(
+      shape=(config.data.num_steps if stream else None,), dtype="int32",
+      batch_size=(batch_size or config.data.batch_size) if stream else None,
+      name="token_ids")
+  embedding = keras.layers.Embedding(
+      vocab_size, m.embedding_size or m.hidden_size, mask_zero=not stream,
+      embeddings_initializer=init() or "uniform", name="embedding")
+  x = keras.layers.Dropout(m.dropout, name="embedding_dropout")(
+      embedding(inputs))
+  for i in range(m.num_layers):
+    kwargs = dict(return_sequences=True, stateful=stream,
+                  unroll=stream and m.unroll, name=f"{m.cell}_{i}")
+    if m.init_scale:
+      kwargs.update(kernel_initializer=init(), recurrent_initializer=init(),
+                    bias_initializer=init())
+    if m.cell == "lstm":
+      layer = keras.layers.LSTM(m.hidden_size, unit_forget_bias=False,
+                                **kwargs)
+    else:
+      layer = keras.layers.GRU(m.hidden_size, reset_after=m.gru_reset_after,
+                               **kwargs)
+    x = keras.layers.Dropout(m.dropout, name=f"dropout_{i}")(layer(x))
+  logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
+                  kernel_initializer=init(), bias_initializer=init() or "zeros",
+                  name="logits")(x)
+  return keras.Model(inputs, logits, name=f"{m.cell}_language_model")

@@ -1,0 +1,46 @@
+"""Parameter counts of recurrent layers, from the formulas.
+
+For input size n and m units:
+  LSTM (Keras, one bias per gate):   4 (n m + m m + m)
+  LSTM (PyTorch/cuDNN, two biases):  4 (n m + m m + 2 m)
+  GRU, reset_after=False (original): 3 (n m + m m + m)
+  GRU, reset_after=True (Keras/cuDNN default, separate recurrent bias):
+                                     3 (n m + m m + 2 m)
+"""
+from kerasrnn.errors import UserError
+
+_GATES = {"lstm": 4, "gru": 3}
+
+
+def recurrent_parameters(cell, input_size, units, two_biases=False):
+  """Number of weights of one recurrent layer.
+
+  Args:
+    cell: 'lstm' or 'gru'.
+    input_size: width n of the layer's input.
+    units: number of units m.
+    two_biases: PyTorch's LSTM (b_ih and b_hh), or a GRU with
+      reset_after=True; False for Keras's LSTM and the original GRU.
+
+  Returns:
+    gates * (n*m + m*m + biases*m).
+  """
+  if cell not in _GATES:
+    raise UserError(f"unknown cell {cell!r} (lstm or gru)")
+  biases = 2 if two_biases else 1
+  return _GATES[cell] * (input_size * units + units * units + biases * units)
+
+
+def model_parameters(model_config, vocab_size):
+  """{layer name: count} of the language model built from `model_config`."""
+  m = model_config
+  embedding = m.embedding_size or m.hidden_size
+  counts = {"embedding": vocab_size * embedding}
+  two_biases = m.cell == "gru" and m.gru_reset_after
+  for i in range(m.num_layers):
+    counts[f"{m.cell}_{i}"] = recurrent_parameters(
+        m.cell, embedding if i == 0 else m.hidden_size, m.hidden_size,
+        two_biases)
+  counts["logits"] = vocab_size + (0 if m.tie_embeddings
+                                   else m.hidden_size * vocab_size)
+  return counts

@@ -1,0 +1,1 @@
+"""Training: exact perplexity, callbacks, the training loop and evaluation."""

@@ -1,0 +1,118 @@
+"""Trains a language model from a config into a workdir, resumably."""
+import os
+import time
+
+from absl import logging
+import keras
+
+from kerasrnn import config as config_lib
+from kerasrnn.data import pipelines
+from kerasrnn.data.corpus import load_corpus
+from kerasrnn.models import build_model
+from kerasrnn.models.parameters import model_parameters
+from kerasrnn.training import callbacks as cb
+from kerasrnn.training import evaluation
+from kerasrnn.training import workdir as wd
+from kerasrnn.training.metrics import Perplexity
+from kerasrnn.training.metrics import SequenceLoss
+
+
+def learning_rate_schedule(train):
+  """Epoch (0-based) -> learning rate: constant, then divided every epoch."""
+
+  def schedule(epoch, lr=None):
+    del lr
+    return train.learning_rate / train.decay**max(0, epoch + 1 - train.decay_after)
+
+  return schedule
+
+
+def make_optimizer(train):
+  """SGD or Adam with global-norm clipping, in the paper's loss terms."""
+  clip = train.clip_norm or None
+  if train.optimizer == "sgd":
+    return keras.optimizers.SGD(train.learning_rate, global_clipnorm=clip)
+  return keras.optimizers.Adam(train.learning_rate, global_clipnorm=clip)
+
+
+def compile_model(model, config):
+  model.compile(optimizer=make_optimizer(config.train), loss=SequenceLoss(),
+                metrics=[Perplexity()], jit_compile=config.train.jit_compile)
+  return model
+
+
+def _log_parameters(model, config, vocab_size):
+  expected = model_parameters(config.model, vocab_size)
+  for layer in model.layers:
+    if layer.name in expected:
+      logging.info("parameters %-10s %12s (formula %s)", layer.name,
+                   f"{layer.count_params():,}", f"{expected[layer.name]:,}")
+  logging.info("parameters total %s", f"{model.count_params():,}")
+
+
+def train_and_evaluate(config, workdir):
+  """Trains per `config`, writing everything to `workdir`; resumes if cut.
+
+  Args:
+    config: a ConfigDict from `kerasrnn.config` (validated here).
+    workdir: the run's directory (created; must be empty or hold this run).
+
+  Returns:
+    The results dict also written to results.json: best epoch, final
+    train/valid/test perplexity of the best checkpoint, epochs, wall time,
+    parameter count.
+  """
+  config_lib.validate(config)
+  resumed = wd.claim(workdir, config)
+  finished = wd.read_json(workdir, "results.json")
+  if finished:
+    logging.info("%s already holds a finished run; nothing to do", workdir)
+    return finished
+  keras.utils.set_random_seed(config.train.seed)
+  vocab_path = wd.path(workdir, "vocab.txt")
+  corpus = load_corpus(config.data,
+                       wd.load_vocab(workdir) if resumed and os.path.exists(
+                           vocab_path) else None)
+  corpus.vocab.save(vocab_path)
+  datasets = {s: pipelines.make_dataset(config.data, corpus, s,
+                                        training=(s == "train"))
+              for s in corpus.splits}
+  model = compile_model(build_model(config, len(corpus.vocab)), config)
+  _log_parameters(model, config, len(corpus.vocab))
+
+  callbacks = [
+      cb.ResetStates(),
+      keras.callbacks.LearningRateScheduler(
+          learning_rate_schedule(config.train)),
+  ]
+  if config.train.eval_test_every_epoch:
+    callbacks.append(cb.TestPerplexity(
+        lambda m: evaluation.perplexity(m, datasets["test"])[0]))
+  train_tokens = pipelines.num_targets(config.data, corpus.splits["train"])
+  callbacks += [
+      cb.EpochHistory(wd.path(workdir, "history.csv"), train_tokens),
+      cb.BestCheckpoint(wd.path(workdir, "checkpoints")),
+      keras.callbacks.BackupAndRestore(wd.path(workdir, "backup")),
+      keras.callbacks.TerminateOnNaN(),
+      keras.callbacks.TensorBoard(wd.path(workdir, "tensorboard"),
+                                  write_graph=False),
+  ]
+  start = time.time()
+  model.fit(datasets["train"], validation_data=datasets["valid"],
+            epochs=config.train.epochs, callbacks=callbacks,
+            verbose=config.train.verbose, shuffle=False)
+  history = cb.read_history(wd.path(workdir, "history.csv"))
+  model.load_weights(wd.best_weights(workdir))
+  results = {"best_epoch": wd.read_json(workdir, "checkpoints/best.json")["epoch"],
+             "epochs": len(history),
+             "wall_seconds": round(sum(float(r["seconds"]) for r in history), 1),
+             "last_session_seconds": round(time.time() - start, 1),
+             "parameters": model.count_params(),
+             "vocab_size": len(corpus.vocab)}
+  for split, ds in datasets.items():
+    ppl, tokens = evaluation.perplexity(model, ds)
+    results[f"{split}_perplexity"] = ppl
+    results[f"{split}_tokens"] = tokens
+  wd.write_json(workdir, "results.json", results)
+  logging.info("results: %s", results)
+  return results

@@ -1,0 +1,72 @@
+"""The workdir: the contract between training and everything after it.
+
+  config.json   the resolved config        vocab.txt     the vocabulary
+  history.csv   one row per epoch          results.json  the final figures
+  checkpoints/  best.weights.h5, best.json backup/       resume state
+  tensorboard/  TensorBoard logs
+"""
+import json
+import os
+
+from kerasrnn import config as config_lib
+from kerasrnn.data.vocabulary import Vocabulary
+from kerasrnn.errors import UserError
+from kerasrnn.training.callbacks import write_atomically
+
+
+def path(workdir, name):
+  return os.path.join(workdir, name)
+
+
+def claim(workdir, config):
+  """Makes `workdir` this run's, refusing one that holds a different run.
+
+  Returns:
+    True if the workdir already holds this run (resume or finished).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  config_path = path(workdir, "config.json")
+  if not os.path.exists(config_path):
+    write_atomically(config_path, config_lib.to_json(config))
+    return False
+  with open(config_path, encoding="utf-8") as f:
+    stored = json.load(f)
+  diff = config_lib.differences(stored, json.loads(config_lib.to_json(config)))
+  if diff:
+    raise UserError(f"workdir {workdir} holds a run with a different config "
+                    f"({'; '.join(diff[:3])}); use a new --workdir or the "
+                    "same config")
+  return True
+
+
+def load_config(workdir):
+  config_path = path(workdir, "config.json")
+  if not os.path.exists(config_path):
+    raise UserError(f"{workdir} is not a kerasrnn workdir (no config.json); "
+                    "pass the --workdir of a kerasrnn-train run")
+  with open(config_path, encoding="utf-8") as f:
+    return config_lib.from_json(f.read())
+
+
+def load_vocab(workdir):
+  return Vocabulary.load(path(workdir, "vocab.txt"))
+
+
+def best_weights(workdir):
+  weights = path(workdir, "checkpoints/best.weights.h5")
+  if not os.path.exists(weights):
+    raise UserError(f"{workdir} has no checkpoint yet (checkpoints/"
+                    "best.weights.h5 is written after the first epoch)")
+  return weights
+
+
+def read_json(workdir, name):
+  p = path(workdir, name)
+  if not os.path.exists(p):
+    return None
+  with open(p, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def write_json(workdir, name, value):
+  write_atomically(path(workdir, name), json.dumps(value, indent=2) + "\n")

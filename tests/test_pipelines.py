@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+
+from conftest import smoke_config
+from kerasrnn.data import corpus as corpus_lib
+from kerasrnn.data import pipelines
+from kerasrnn.data import text
+from kerasrnn.data.summary import pipeline_stats
+from kerasrnn.errors import UserError
+
+
+def _batches(ds):
+  return [(x, y) for x, y in ds.as_numpy_iterator()]
+
+
+@pytest.fixture
+def tiny(tiny_dir):
+  config = smoke_config(tiny_dir)
+  return config, corpus_lib.load_corpus(config.data)
+
+
+def test_stream_rows_are_contiguous_and_targets_shift_by_one(tiny):
+  config, corpus = tiny
+  split = corpus.splits["train"]  # 26 tokens.
+  s = pipelines.stream_windows(split, batch_size=3, num_steps=4)
+  row_len = split.num_tokens // 3
+  assert s.dropped == split.num_tokens - 3 * row_len
+  targets = s.targets.transpose(1, 0, 2).reshape(3, -1)
+  inputs = s.inputs.transpose(1, 0, 2).reshape(3, -1)
+  for r in range(3):
+    real = split.ids[r * row_len:(r + 1) * row_len]
+    np.testing.assert_array_equal(targets[r, :row_len], real)
+    np.testing.assert_array_equal(inputs[r, 1:row_len], real[:-1])
+    assert not targets[r, row_len:].any()  # Only the last window is padded.
+  assert inputs[0, 0] == text.EOS_ID
+
+
+def test_stream_dataset_has_fixed_batch_shape(tiny):
+  config, corpus = tiny
+  config.data.batch_size, config.data.num_steps = 2, 5
+  for x, y in _batches(pipelines.make_dataset(config.data, corpus, "train")):
+    assert x.shape == y.shape == (2, 5)
+
+
+def test_stream_batch_larger_than_split_is_refused(tiny):
+  config, corpus = tiny
+  with pytest.raises(UserError, match="shorter than data.batch_size"):
+    pipelines.stream_windows(corpus.splits["test"], 1000, 5)
+
+
+def test_sentence_mode_targets_every_token_once(tiny):
+  config, corpus = tiny
+  config.data.mode, config.data.batch_size = "sentence", 2
+  for name, split in corpus.splits.items():
+    ds = pipelines.make_dataset(config.data, corpus, name, training=True)
+    targets = sorted(tuple(y[y > 0]) for _, y in _batches(ds) for y in y)
+    expected = sorted(tuple(s) for s in split.sentences())
+    assert targets == expected
+
+
+def test_sentence_inputs_start_with_eos_and_shift(tiny):
+  config, corpus = tiny
+  config.data.mode, config.data.batch_size = "sentence", 1
+  for x, y in _batches(pipelines.make_dataset(config.data, corpus, "valid")):
+    assert x[0, 0] == text.EOS_ID
+    np.testing.assert_array_equal(x[0, 1:], y[0, :-1])
+
+
+def test_long_sentences_are_cut_not_dropped(tiny):
+  config, corpus = tiny
+  config.data.mode, config.data.max_length = "sentence", 3
+  split = corpus.splits["train"]
+  pieces = pipelines.sentence_pieces(split, 3)
+  assert (pieces[:, 1] - pieces[:, 0]).max() == 3
+  ds = pipelines.make_dataset(config.data, corpus, "train")
+  assert pipeline_stats(ds)["target_tokens"] == split.num_tokens
+  # A later piece starts from the word before it, not from <eos>.
+  xs = [x for x, _ in _batches(ds.unbatch())]
+  assert sum(1 for x in xs if x[0] != text.EOS_ID) == len(pieces) - 5
+
+
+def test_bucketing_cuts_padding(tiny):
+  config, corpus = tiny
+  config.data.mode, config.data.batch_size = "sentence", 2
+  config.data.bucket_boundaries = (4, 6, 8)
+  for x, y in _batches(pipelines.make_dataset(config.data, corpus, "train")):
+    lengths = (y > 0).sum(axis=1)
+    assert x.shape[1] == lengths.max()
+    assert len(set(np.searchsorted([4, 6, 8], lengths, "right"))) == 1
+
+
+def test_quantile_boundaries_increase():
+  assert pipelines.bucket_boundaries([1, 2, 2, 3, 9, 9, 30], 4) == [3, 4, 10]
+
+
+def test_evaluation_order_is_deterministic_and_training_shuffles(tiny):
+  config, corpus = tiny
+  config.data.mode, config.data.batch_size = "sentence", 1
+  order = lambda training: [y.tolist() for _, y in _batches(
+      pipelines.make_dataset(config.data, corpus, "train", training))]
+  assert order(False) == order(False)
+  ds = pipelines.make_dataset(config.data, corpus, "train", training=True)
+  epochs = [[y.tolist() for _, y in _batches(ds)] for _ in range(3)]
+  assert epochs[0] != epochs[1] or epochs[1] != epochs[2]
+
+
+def test_ptb_sentence_mode_targets_and_padding(ptb_dir):
+  config = smoke_config(ptb_dir, overrides={
+      "data.max_tokens": 0, "data.mode": "sentence", "data.batch_size": 20,
+      "data.num_buckets": 32})
+  corpus = corpus_lib.load_corpus(config.data)
+  for name, split in corpus.splits.items():
+    stats = pipeline_stats(pipelines.make_dataset(config.data, corpus, name,
+                                                  training=name == "train"))
+    assert stats["target_tokens"] == split.num_tokens
+    if name == "train":
+      assert stats["padding_overhead"] <= 0.05
+
+
+def test_ptb_stream_drops_less_than_one_batch(ptb_dir):
+  config = smoke_config(ptb_dir, overrides={"data.max_tokens": 0,
+                                            "data.batch_size": 20})
+  corpus = corpus_lib.load_corpus(config.data)
+  for split in corpus.splits.values():
+    s = pipelines.stream_windows(split, 20, 20)
+    assert 0 <= s.dropped < 20
+    assert (s.targets > 0).sum() == split.num_tokens - s.dropped
