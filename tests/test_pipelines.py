@@ -21,7 +21,7 @@ def tiny(tiny_dir):
 
 def test_stream_rows_are_contiguous_and_targets_shift_by_one(tiny):
   config, corpus = tiny
-  split = corpus.splits["train"]  # 26 tokens.
+  split = corpus.splits["train"]  # 29 tokens.
   s = pipelines.stream_windows(split, batch_size=3, num_steps=4)
   row_len = split.num_tokens // 3
   assert s.dropped == split.num_tokens - 3 * row_len

@@ -1,19 +1,51 @@
-"""Command-line tools: each parses absl flags and calls one library function."""
+"""Command-line tools: each parses absl flags and calls one library function.
+
+Bad input (a `UserError`, or a flag or config file that does not parse)
+ends the tool with one line on stderr and exit status 2, never a traceback.
+"""
 import sys
 
 from absl import app
+from absl import flags
 
 from kerasrnn.errors import UserError
 
 
+def _fail(message):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _last_line(error):
+  # ml_collections reports a failing config file with its traceback inside
+  # the message; the last line names the actual problem.
+  last = str(error).strip().splitlines()[-1].strip()
+  return last.replace(f"{UserError.__module__}.UserError: ", "")
+
+
+def _parse_flags(argv):
+  try:
+    argv = flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(_last_line(e))
+  except (AttributeError, KeyError) as e:
+    _fail(f"unknown config field {str(e).strip(chr(34))} (the fields are listed in "
+          "kerasrnn/config.py)")
+  if "config" in flags.FLAGS:
+    try:
+      flags.FLAGS.config.keys()
+    except OSError as e:  # ml_collections defers a config file's load error.
+      _fail(f"cannot load the config file: {_last_line(e)}")
+  return argv
+
+
 def run_main(main):
-  """Runs an absl main; a `UserError` becomes one line on stderr, exit 2."""
+  """Runs an absl `main(argv)` with one-line errors for bad input."""
 
   def guarded(argv):
     try:
       return main(argv)
     except UserError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
+      _fail(e)
 
-  app.run(guarded)
+  app.run(guarded, flags_parser=_parse_flags)

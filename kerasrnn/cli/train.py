@@ -23,3 +23,7 @@ def main(argv):
 
 def run():
   cli.run_main(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -98,6 +98,7 @@ def make_dataset(data, corpus, split, training=False, batch_size=None):
   if training:
     ds = ds.shuffle(len(pieces), seed=data.seed, reshuffle_each_iteration=True)
   ds = ds.map(lambda p: (inputs[p[0]:p[1]], targets[p[0]:p[1]]))
+  lengths = pieces[:, 1] - pieces[:, 0]
   if data.bucket:
     boundaries = list(data.bucket_boundaries) or bucket_boundaries(
         [min(n, data.max_length) for n in corpus.splits["train"].lengths],
@@ -105,8 +106,14 @@ def make_dataset(data, corpus, split, training=False, batch_size=None):
     ds = ds.bucket_by_sequence_length(
         lambda x, y: tf.shape(x)[0], boundaries,
         [batch_size] * (len(boundaries) + 1))
+    per_bucket = np.bincount(np.searchsorted(boundaries, lengths, "right"))
   else:
     ds = ds.padded_batch(batch_size)
+    per_bucket = np.array([len(lengths)])
+  # Each bucket ends with one partial batch, so the count is known; telling
+  # tf.data lets Keras show progress (and checks the arithmetic).
+  batches = int(np.sum(-(-per_bucket // batch_size)))
+  ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
   if not training:
     ds = ds.cache()
   return ds.prefetch(tf.data.AUTOTUNE)

@@ -26,12 +26,15 @@ class Logits(keras.layers.Layer):
                bias_initializer="zeros", **kwargs):
     super().__init__(**kwargs)
     self.vocab_size = vocab_size
-    self.embedding = embedding
+    self.tied = embedding is not None
+    # A function, not the layer itself: Keras would track the embedding as a
+    # sublayer of this one and count (and save) its matrix twice.
+    self._tied_matrix = lambda: embedding.embeddings
     self.kernel_initializer = kernel_initializer or "glorot_uniform"
     self.bias_initializer = bias_initializer
 
   def build(self, input_shape):
-    if self.embedding is None:
+    if not self.tied:
       self.kernel = self.add_weight(
           name="kernel", shape=(input_shape[-1], self.vocab_size),
           initializer=self.kernel_initializer)
@@ -39,10 +42,7 @@ class Logits(keras.layers.Layer):
                                 initializer=self.bias_initializer)
 
   def call(self, x):
-    if self.embedding is None:
-      kernel = self.kernel
-    else:
-      kernel = ops.transpose(self.embedding.embeddings)
+    kernel = ops.transpose(self._tied_matrix()) if self.tied else self.kernel
     return ops.matmul(x, kernel) + self.bias
 
   def get_config(self):

@@ -1,5 +1,4 @@
 """Trains a language model from a config into a workdir, resumably."""
-import os
 import time
 
 from absl import logging
@@ -50,12 +49,13 @@ def _log_parameters(model, config, vocab_size):
   logging.info("parameters total %s", f"{model.count_params():,}")
 
 
-def train_and_evaluate(config, workdir):
+def train_and_evaluate(config, workdir, extra_callbacks=()):
   """Trains per `config`, writing everything to `workdir`; resumes if cut.
 
   Args:
     config: a ConfigDict from `kerasrnn.config` (validated here).
     workdir: the run's directory (created; must be empty or hold this run).
+    extra_callbacks: more Keras callbacks, run after kerasrnn's own.
 
   Returns:
     The results dict also written to results.json: best epoch, final
@@ -63,17 +63,14 @@ def train_and_evaluate(config, workdir):
     parameter count.
   """
   config_lib.validate(config)
-  resumed = wd.claim(workdir, config)
+  resumed = wd.check(workdir, config)
   finished = wd.read_json(workdir, "results.json")
   if finished:
     logging.info("%s already holds a finished run; nothing to do", workdir)
     return finished
   keras.utils.set_random_seed(config.train.seed)
-  vocab_path = wd.path(workdir, "vocab.txt")
-  corpus = load_corpus(config.data,
-                       wd.load_vocab(workdir) if resumed and os.path.exists(
-                           vocab_path) else None)
-  corpus.vocab.save(vocab_path)
+  corpus = load_corpus(config.data, wd.load_vocab(workdir) if resumed else None)
+  wd.claim(workdir, config, corpus.vocab)
   datasets = {s: pipelines.make_dataset(config.data, corpus, s,
                                         training=(s == "train"))
               for s in corpus.splits}
@@ -96,7 +93,7 @@ def train_and_evaluate(config, workdir):
       keras.callbacks.TerminateOnNaN(),
       keras.callbacks.TensorBoard(wd.path(workdir, "tensorboard"),
                                   write_graph=False),
-  ]
+  ] + list(extra_callbacks)
   start = time.time()
   model.fit(datasets["train"], validation_data=datasets["valid"],
             epochs=config.train.epochs, callbacks=callbacks,

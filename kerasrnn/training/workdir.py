@@ -18,16 +18,14 @@ def path(workdir, name):
   return os.path.join(workdir, name)
 
 
-def claim(workdir, config):
-  """Makes `workdir` this run's, refusing one that holds a different run.
+def check(workdir, config):
+  """Refuses a workdir that holds a run of a different config.
 
   Returns:
-    True if the workdir already holds this run (resume or finished).
+    True if `workdir` already holds this run (to resume, or finished).
   """
-  os.makedirs(workdir, exist_ok=True)
   config_path = path(workdir, "config.json")
   if not os.path.exists(config_path):
-    write_atomically(config_path, config_lib.to_json(config))
     return False
   with open(config_path, encoding="utf-8") as f:
     stored = json.load(f)
@@ -37,6 +35,13 @@ def claim(workdir, config):
                     f"({'; '.join(diff[:3])}); use a new --workdir or the "
                     "same config")
   return True
+
+
+def claim(workdir, config, vocab):
+  """Writes the run's config.json and vocab.txt into `workdir`."""
+  os.makedirs(workdir, exist_ok=True)
+  vocab.save(path(workdir, "vocab.txt"))  # First: config.json marks a run.
+  write_atomically(path(workdir, "config.json"), config_lib.to_json(config))
 
 
 def load_config(workdir):

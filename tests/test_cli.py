@@ -1,0 +1,81 @@
+"""The command lines: JSON output, and one-line errors for bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def _run(tool, *args, env=None):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+  return subprocess.run([sys.executable, "-m", f"kerasrnn.cli.{tool}", *args],
+                        cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300, check=False)
+
+
+def _error_line(result):
+  assert result.returncode == 2, result.stderr[-3000:]
+  lines = [l for l in result.stderr.splitlines()
+           if not l.startswith(("WARNING: All log", "I0000", "E0000", "W0000"))]
+  assert "Traceback" not in result.stderr
+  assert len(lines) == 1, lines
+  return lines[0]
+
+
+def test_data_prints_corpus_and_pipeline_numbers(tiny_dir):
+  result = _run("data", "--config=configs/smoke.py:sentence",
+                f"--config.data.dir={tiny_dir}", "--config.data.batch_size=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(result.stdout)
+  assert out["vocab_size"] == 3 + 10  # the cat sat on mat dog a saw is red
+  train = out["splits"]["train"]
+  assert (train["tokens"], train["sentences"]) == (29, 5)
+  assert train["target_tokens"] == 29
+  assert train["padding_overhead"] == pytest.approx(
+      train["padded_positions"] / 29, abs=1e-4)
+
+
+def test_data_stream_mode_reports_dropped_tokens(tiny_dir):
+  result = _run("data", "--config=configs/smoke.py", f"--config.data.dir={tiny_dir}",
+                "--config.data.batch_size=4", "--config.data.num_steps=3")
+  out = json.loads(result.stdout)["splits"]["train"]
+  assert out["dropped_tokens"] == 29 % 4
+  assert out["target_tokens"] == 28
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config=configs/smoke.py:nope"], "unknown config variant 'nope'"),
+    (["--config=configs/nothere.py"], "No such file or directory"),
+    (["--config.model.cell=rnn"], "model.cell='rnn' is not one of lstm, gru"),
+    (["--config.train.optimizer=rmsprop"], "train.optimizer='rmsprop'"),
+    (["--config.model.hidden_size=-5"], "model.hidden_size=-5 must be positive"),
+    (["--config.model.dropout=1.0"], "model.dropout=1.0 must be in [0, 1)"),
+    (["--config.data.batch_size=0"], "data.batch_size=0 must be positive"),
+    (["--config.data.max_length=1"], "max_length=1 must be at least 2"),
+    (["--config.model.nope=3"], "unknown config field 'nope'"),
+    (["--config.data.dir=/nonexistent"], "data directory /nonexistent does not exist"),
+])
+def test_bad_input_is_one_line_before_training(tmp_path, tiny_dir, args,
+                                               message):
+  if not any(a.startswith("--config=") for a in args):
+    args = ["--config=configs/smoke.py", f"--config.data.dir={tiny_dir}"] + args
+  workdir = tmp_path / "run"
+  line = _error_line(_run("train", *args, f"--workdir={workdir}"))
+  assert line.startswith("error: ") and message in line
+  assert not workdir.exists() or not any(workdir.iterdir())
+
+
+def test_non_utf8_corpus_names_the_line(tiny_dir):
+  with open(os.path.join(tiny_dir, "ptb.valid.txt"), "ab") as f:
+    f.write(b"\xff\xfe bad \n")
+  line = _error_line(_run("data", "--config=configs/smoke.py",
+                          f"--config.data.dir={tiny_dir}"))
+  assert "ptb.valid.txt:3 is not valid UTF-8" in line
+
+
+def test_evaluate_of_a_non_workdir_is_one_line(tmp_path):
+  line = _error_line(_run("evaluate", f"--workdir={tmp_path}"))
+  assert "not a kerasrnn workdir" in line

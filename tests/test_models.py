@@ -1,0 +1,90 @@
+import keras
+import numpy as np
+import pytest
+
+from conftest import smoke_config
+from kerasrnn import config as config_lib
+from kerasrnn.models import build_model
+from kerasrnn.models import rnn_layers
+from kerasrnn.models.parameters import model_parameters
+from kerasrnn.models.parameters import recurrent_parameters
+
+
+@pytest.mark.parametrize("layer,expected", [
+    (keras.layers.LSTM(200), 320_800),
+    (keras.layers.GRU(200, reset_after=False), 240_600),
+    (keras.layers.GRU(200, reset_after=True), 241_200),
+])
+def test_keras_layers_match_the_formula(layer, expected):
+  layer.build((None, None, 200))
+  cell = "lstm" if isinstance(layer, keras.layers.LSTM) else "gru"
+  two_biases = cell == "gru" and layer.cell.reset_after
+  assert layer.count_params() == expected
+  assert recurrent_parameters(cell, 200, 200, two_biases) == expected
+
+
+def test_pytorch_lstm_keeps_two_biases():
+  assert recurrent_parameters("lstm", 200, 200, two_biases=True) == 321_600
+
+
+@pytest.mark.parametrize("overrides", [
+    {"model.cell": "lstm"},
+    {"model.cell": "gru", "model.gru_reset_after": False},
+    {"model.cell": "gru", "model.num_layers": 2, "model.embedding_size": 8},
+    {"model.tie_embeddings": True, "data.mode": "sentence"},
+])
+def test_model_parameters_match_keras(overrides):
+  config = smoke_config("", overrides=overrides)
+  model = build_model(config, 50)
+  expected = model_parameters(config.model, 50)
+  assert {l.name: l.count_params() for l in model.layers
+          if l.name in expected} == expected
+  assert model.count_params() == sum(expected.values())
+
+
+def test_stream_model_is_stateful_with_fixed_batch():
+  config = smoke_config("", overrides={"data.mode": "stream"})
+  model = build_model(config, 30)
+  assert model.input_shape == (config.data.batch_size, config.data.num_steps)
+  assert all(l.stateful for l in rnn_layers(model))
+  x = np.ones(model.input_shape, np.int32)
+  first = model(x).numpy()
+  assert not np.allclose(model(x).numpy(), first)  # State was carried.
+  for layer in rnn_layers(model):
+    layer.reset_state()
+  np.testing.assert_allclose(model(x).numpy(), first, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_masked_outputs_do_not_change_with_more_padding(cell):
+  config = smoke_config("", overrides={"data.mode": "sentence",
+                                       "model.cell": cell})
+  model = build_model(config, 30)
+  x = np.array([[2, 5, 7, 9, 0, 0], [2, 4, 0, 0, 0, 0]], np.int32)
+  more = np.pad(x, ((0, 0), (0, 9)))
+  short = model(x).numpy()
+  longer = model(more).numpy()
+  real = x > 0
+  np.testing.assert_allclose(longer[:, :6][real], short[real], rtol=1e-5,
+                             atol=1e-6)
+
+
+def test_tied_embeddings_share_one_matrix():
+  config = smoke_config("", overrides={"data.mode": "sentence",
+                                       "model.tie_embeddings": True})
+  model = build_model(config, 30)
+  names = [w.path for w in model.weights]
+  assert "logits/kernel" not in names and "embedding/embeddings" in names
+
+
+def test_init_scale_bounds_every_weight():
+  config = smoke_config("", overrides={"model.init_scale": 0.05})
+  model = build_model(config, 30)
+  assert max(np.abs(w).max() for w in model.get_weights()) <= 0.05
+
+
+def test_tied_embeddings_need_equal_sizes():
+  config = smoke_config("", overrides={"model.tie_embeddings": True,
+                                       "model.embedding_size": 8})
+  with pytest.raises(ValueError, match="tie_embeddings"):
+    config_lib.validate(config)

@@ -1,0 +1,140 @@
+"""End-to-end runs of the real training loop on tiny data (marked slow)."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+from conftest import smoke_config
+from kerasrnn.errors import UserError
+from kerasrnn.training import evaluation
+from kerasrnn.training import train
+
+pytestmark = pytest.mark.slow
+
+
+def _history(workdir):
+  with open(os.path.join(workdir, "history.csv")) as f:
+    return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def ptb_slice(ptb_dir):
+  """Smoke config on the first 5,000 tokens of each PTB split."""
+  return lambda variant=None, **o: smoke_config(ptb_dir, variant, o)
+
+
+@pytest.mark.parametrize("variant", [None, "sentence", "gru"])
+def test_smoke_run_writes_the_workdir(ptb_slice, tmp_path, variant):
+  workdir = str(tmp_path / "run")
+  results = train.train_and_evaluate(ptb_slice(variant), workdir)
+  for name in ("config.json", "vocab.txt", "history.csv", "results.json",
+               "checkpoints/best.weights.h5", "checkpoints/best.json"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  rows = _history(workdir)
+  assert [int(r["epoch"]) for r in rows] == [1, 2]
+  assert [float(r["learning_rate"]) for r in rows] == [1.0, 0.5]
+  best = min(rows, key=lambda r: float(r["val_perplexity"]))
+  assert results["best_epoch"] == int(best["epoch"])
+  assert results["valid_perplexity"] == pytest.approx(
+      float(best["val_perplexity"]), rel=1e-4)
+  assert results["epochs"] == 2 and results["parameters"] > 0
+  # kerasrnn-evaluate reads only the workdir and gets the same figure.
+  again = evaluation.evaluate(workdir, "test")
+  assert again["perplexity"] == pytest.approx(results["test_perplexity"],
+                                              rel=1e-6)
+  assert again["target_tokens"] == results["test_tokens"]
+
+
+def test_exact_perplexity_unpadded_equals_bucketed(ptb_slice, tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(ptb_slice("sentence"), workdir)
+  one = evaluation.evaluate(workdir, "valid", batch_size=1, mode="sentence")
+  bucketed = evaluation.evaluate(workdir, "valid", batch_size=64,
+                                 mode="sentence")
+  assert one["target_tokens"] == bucketed["target_tokens"]
+  assert bucketed["perplexity"] == pytest.approx(one["perplexity"], rel=1e-5)
+
+
+def test_zero_output_layer_gives_vocabulary_size(ptb_slice, tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(ptb_slice(), workdir)
+  from kerasrnn.training import workdir as wd  # pylint: disable=g-import-not-at-top
+  from kerasrnn.models import build_model  # pylint: disable=g-import-not-at-top
+  config, vocab = wd.load_config(workdir), wd.load_vocab(workdir)
+  model = build_model(config, len(vocab))
+  logits = model.get_layer("logits")
+  for w in logits.weights:
+    w.assign(w.numpy() * 0)
+  model.save_weights(os.path.join(workdir, "checkpoints/best.weights.h5"))
+  result = evaluation.evaluate(workdir, "test")
+  assert result["perplexity"] == pytest.approx(len(vocab), rel=1e-5)
+
+
+def test_finished_run_is_not_retrained(ptb_slice, tmp_path):
+  workdir = str(tmp_path / "run")
+  first = train.train_and_evaluate(ptb_slice(), workdir)
+  stamp = os.path.getmtime(os.path.join(workdir, "history.csv"))
+  assert train.train_and_evaluate(ptb_slice(), workdir) == first
+  assert os.path.getmtime(os.path.join(workdir, "history.csv")) == stamp
+
+
+def test_workdir_of_another_config_is_refused_untouched(ptb_slice, tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(ptb_slice(), workdir)
+  before = {n: open(os.path.join(workdir, n), "rb").read()
+            for n in ("config.json", "history.csv", "results.json")}
+  with pytest.raises(UserError, match="model.hidden_size: 16 -> 32"):
+    train.train_and_evaluate(ptb_slice(**{"model.hidden_size": 32}), workdir)
+  for name, data in before.items():
+    assert open(os.path.join(workdir, name), "rb").read() == data
+
+
+_KILLED_RUN = textwrap.dedent("""
+    import os, signal, sys
+    import keras
+    sys.path.insert(0, {root!r})
+    from configs import smoke
+    from kerasrnn.training import train
+
+    class KillMidEpoch(keras.callbacks.Callback):
+      def on_train_batch_end(self, batch, logs=None):
+        if self.params and batch == 5 and self._epoch == 1:
+          os.kill(os.getpid(), signal.SIGKILL)
+      def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    config = smoke.get_config()
+    config.data.dir = {data!r}
+    config.train.epochs = 3
+    train.train_and_evaluate(config, {workdir!r}, [KillMidEpoch()])
+""")
+
+
+def test_killed_run_resumes_where_it_stopped(ptb_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  script = _KILLED_RUN.format(root=ROOT, data=ptb_dir, workdir=workdir)
+  killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
+                          capture_output=True, timeout=300, check=False)
+  assert killed.returncode == -signal.SIGKILL
+  first_epoch = _history(workdir)
+  assert [r["epoch"] for r in first_epoch] == ["1"]
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+
+  env = dict(os.environ, KERASRNN_DATA_DIR=ptb_dir)
+  resumed = subprocess.run(
+      [sys.executable, "-m", "kerasrnn.cli.train", "--config=configs/smoke.py",
+       f"--config.data.dir={ptb_dir}", "--config.train.epochs=3",
+       f"--workdir={workdir}"], cwd=ROOT, env=env, capture_output=True,
+      text=True, timeout=300, check=False)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  rows = _history(workdir)
+  assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+  assert rows[0] == first_epoch[0]  # Epoch 1 was not trained again.
+  results = json.load(open(os.path.join(workdir, "results.json")))
+  assert results["epochs"] == 3
