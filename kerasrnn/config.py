@@ -37,7 +37,8 @@ def base_config():
   data.min_count = 1  # Words seen fewer times in train become <unk>.
   data.max_tokens = 0  # Keep only each split's first sentences up to this
   # many tokens (0 = all): quick runs on a slice of a corpus.
-  data.tfds_name = ""  # e.g. 'lm1b' when source = tfds.
+  data.tfds_name = ""  # e.g. 'lm1b', or 'ptb_text' (kerasrnn's builder).
+  data.tfds_data_dir = ""  # TFDS data_dir ('' = ~/tensorflow_datasets).
   data.tfds_text_key = "text"
   data.tfds_splits = "train,validation,test"
   data.mode = "stream"  # stream (stateful TBPTT) | sentence (padded, bucketed).

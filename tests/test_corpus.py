@@ -106,3 +106,23 @@ def test_ptb_sizes_match_mikolovs_split(ptb_dir):
   assert sizes == {"train": 929_589, "valid": 73_760, "test": 82_430}
   for name in download.PTB_SHA256:
     assert download.sha256(os.path.join(ptb_dir, name)) == download.PTB_SHA256[name]
+
+
+def test_tfds_source_reads_the_same_corpus(tiny_dir, tmp_path):
+  """kerasrnn's PTB builder, prepared offline from a manual directory."""
+  plain = corpus_lib.load_corpus(smoke_config(tiny_dir).data)
+  config = smoke_config(tiny_dir, overrides={
+      "data.source": "tfds", "data.tfds_name": "ptb_text",
+      "data.tfds_data_dir": str(tmp_path / "tfds")})
+  via_tfds = corpus_lib.load_corpus(config.data)
+  assert via_tfds.vocab == plain.vocab
+  for name in corpus_lib.SPLITS:
+    assert list(via_tfds.splits[name].ids) == list(plain.splits[name].ids)
+
+
+def test_unknown_tfds_dataset_is_one_clear_error(tiny_dir, tmp_path):
+  config = smoke_config(tiny_dir, overrides={
+      "data.source": "tfds", "data.tfds_name": "no_such_corpus",
+      "data.tfds_data_dir": str(tmp_path / "tfds")})
+  with pytest.raises(UserError, match="cannot load TFDS dataset"):
+    corpus_lib.load_corpus(config.data)

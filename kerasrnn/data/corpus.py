@@ -79,17 +79,25 @@ def _split_files(data):
 
 
 def _tfds_lines(data):
+  """Lines of a TFDS text dataset; data.dir serves as its manual directory."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from kerasrnn.data import ptb_tfds  # pylint: disable=g-import-not-at-top,unused-import
   names = data.tfds_splits.split(",")
   if len(names) != 3:
     raise UserError("config data.tfds_splits must name three TFDS splits "
                     "(train,valid,test), e.g. 'train,validation,test'")
-  out = {}
-  for split, name in zip(SPLITS, names):
-    ds = tfds.load(data.tfds_name, split=name, data_dir=data.dir or None)
-    out[split] = [ex[data.tfds_text_key].decode("utf-8")
+  download_config = tfds.download.DownloadConfig(manual_dir=data.dir or None)
+  try:
+    splits = tfds.load(
+        data.tfds_name, split=names, data_dir=data.tfds_data_dir or None,
+        download_and_prepare_kwargs={"download_config": download_config})
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(f"cannot load TFDS dataset {data.tfds_name!r} "
+                    f"({str(e).splitlines()[0]}); offline, put its files in "
+                    "--config.data.dir (TFDS's manual directory)") from None
+  return {split: [ex[data.tfds_text_key].decode("utf-8")
                   for ex in tfds.as_numpy(ds)]
-  return out
+          for split, ds in zip(SPLITS, splits)}
 
 
 def read_token_lists(data):
