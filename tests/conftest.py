@@ -30,7 +30,7 @@ def tiny_dir(tmp_path):
   return write_corpus(tmp_path / "tiny", TINY)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ptb_dir():
   d = os.environ.get("KERASRNN_DATA_DIR")
   if not d or not os.path.exists(os.path.join(d, "ptb.train.txt")):

@@ -68,7 +68,7 @@ def rnn_layers(model):
   return [l for l in model.layers if isinstance(l, keras.layers.RNN)]
 
 
-def build_model(config, vocab_size, batch_size=None):
+def build_model(config, vocab_size, batch_size=None, use_cudnn="auto"):
   """Builds the language model described by `config`.
 
   Stream mode gives stateful recurrent layers over fixed [batch, num_steps]
@@ -81,6 +81,8 @@ def build_model(config, vocab_size, batch_size=None):
     vocab_size: vocabulary size including id 0 (padding).
     batch_size: stream mode only: the fixed batch size (default
       config.data.batch_size).
+    use_cudnn: passed to the recurrent layers; False keeps cuDNN-only ops out
+      of graphs that must run anywhere (exports).
 
   Returns:
     An uncompiled `keras.Model` mapping <int32>[batch, time] ids to
@@ -101,7 +103,8 @@ def build_model(config, vocab_size, batch_size=None):
       embedding(inputs))
   for i in range(m.num_layers):
     kwargs = dict(return_sequences=True, stateful=stream,
-                  unroll=stream and m.unroll, name=f"{m.cell}_{i}")
+                  unroll=stream and m.unroll, use_cudnn=use_cudnn,
+                  name=f"{m.cell}_{i}")
     if m.init_scale:
       kwargs.update(kernel_initializer=init(), recurrent_initializer=init(),
                     bias_initializer=init())

@@ -1,0 +1,54 @@
+"""kerasrnn-score: score sentences with an exported model (JSON lines).
+
+  echo "the stock market fell" | kerasrnn-score --model=export/ptb_small
+  kerasrnn-score --model=export/ptb_small/1 --input=sentences.txt --total_only
+
+Uses only TensorFlow and the SavedModel's `score` signature.
+"""
+import json
+import math
+import sys
+
+from absl import flags
+import tensorflow as tf
+
+from kerasrnn import cli
+from kerasrnn.cli import saved_model
+
+_MODEL = flags.DEFINE_string("model", None, "SavedModel dir or model base.")
+_INPUT = flags.DEFINE_string("input", "-", "Text file, one sentence per line "
+                             "('-' = stdin).")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Sentences per request.")
+_TOTAL = flags.DEFINE_bool("total_only", False,
+                           "Print only the perplexity over all sentences.")
+flags.mark_flag_as_required("model")
+
+
+def main(argv):
+  del argv
+  score = saved_model.load(_MODEL.value).signatures["score"]
+  f = sys.stdin if _INPUT.value == "-" else open(_INPUT.value, encoding="utf-8")
+  lines = [line.rstrip("\n") for line in f]
+  total_ll, total_tokens = 0.0, 0
+  for i in range(0, len(lines), _BATCH.value):
+    batch = lines[i:i + _BATCH.value]
+    out = score(text=tf.constant(batch))
+    for j, sentence in enumerate(batch):
+      ll = float(out["log_likelihood"][j])
+      n = int(out["num_tokens"][j])
+      total_ll, total_tokens = total_ll + ll, total_tokens + n
+      if not _TOTAL.value:
+        print(json.dumps({"text": sentence, "log_likelihood": ll,
+                          "num_tokens": n,
+                          "perplexity": float(out["perplexity"][j])}))
+  if _TOTAL.value:
+    print(json.dumps({"sentences": len(lines), "num_tokens": total_tokens,
+                      "perplexity": math.exp(-total_ll / max(total_tokens, 1))}))
+
+
+def run():
+  cli.run_main(main)
+
+
+if __name__ == "__main__":
+  run()

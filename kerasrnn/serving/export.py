@@ -1,0 +1,67 @@
+"""Writes a run's best checkpoint as a versioned SavedModel.
+
+export/<name>/<N>/ is the layout TF Serving watches: each export goes to a
+temporary directory beside it and is renamed into the next free version, so a
+server never sees half a version and no version is ever overwritten.
+"""
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from kerasrnn.models import build_model
+from kerasrnn.serving import warmup
+from kerasrnn.serving.module import LanguageModelModule
+from kerasrnn.training import workdir as wd
+
+
+def next_version(export_base):
+  """1 + the highest integer version directory under `export_base`."""
+  versions = [int(d) for d in os.listdir(export_base) if d.isdigit()] if (
+      os.path.isdir(export_base)) else []
+  return max(versions, default=0) + 1
+
+
+def load_module(workdir, top_k=10, max_new_tokens=200):
+  """Builds the serving module from a run's workdir (config, vocab, weights)."""
+  config = wd.load_config(workdir)
+  config.data.mode = "sentence"  # Stateless, masked, any batch and length.
+  vocab = wd.load_vocab(workdir)
+  model = build_model(config, len(vocab), use_cudnn=False)
+  model.load_weights(wd.best_weights(workdir))
+  return LanguageModelModule(
+      model, wd.path(workdir, "vocab.txt"), vocab.words,
+      lowercase=config.data.lowercase, tokenizer=config.data.tokenizer,
+      top_k=top_k, max_new_tokens=max_new_tokens)
+
+
+def export(workdir, export_base, top_k=10, max_new_tokens=200):
+  """Exports the best checkpoint of `workdir` to `export_base`/<N>/.
+
+  Args:
+    workdir: a kerasrnn-train workdir.
+    export_base: the model's directory, e.g. export/ptb_small.
+    top_k: words returned by the `next_words` signature.
+    max_new_tokens: cap of the `generate` signature's max_tokens.
+
+  Returns:
+    The path of the new version directory.
+  """
+  module = load_module(workdir, top_k, max_new_tokens)
+  os.makedirs(export_base, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".tmp-", dir=export_base)
+  try:
+    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    warmup.write_requests(tmp)
+    while True:
+      target = os.path.join(export_base, str(next_version(export_base)))
+      try:
+        os.rename(tmp, target)  # Fails if another export took the number.
+        return target
+      except OSError:
+        if not os.path.exists(target):
+          raise
+  finally:
+    if os.path.exists(tmp):
+      shutil.rmtree(tmp)

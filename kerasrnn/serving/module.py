@@ -1,0 +1,200 @@
+"""The exported graph: raw text in, scores / next words / samples out.
+
+`LanguageModelModule` wraps a trained, stateless copy of the model with the
+vocabulary and kerasrnn's text preprocessing inside the graph. Its
+`tf.function`s, each with an explicit batch-major input signature, become the
+SavedModel's serving signatures (documented in export/README.md).
+"""
+import tensorflow as tf
+
+from kerasrnn.data import text
+from kerasrnn.models import rnn_layers
+
+
+def _cell_step(cell, x, states):
+  """One step of a Keras LSTM/GRU cell; returns (output, states as a list)."""
+  out, new_states = cell(x, states, training=False)
+  return out, list(new_states) if isinstance(new_states, (list, tuple)) else [
+      new_states]
+
+
+class LanguageModelModule(tf.Module):
+  """Serving functions of a trained language model.
+
+  Args:
+    model: a stateless kerasrnn model (sentence mode) with trained weights.
+    vocab_file: path of vocab.txt; it becomes a SavedModel asset.
+    vocab_words: the same words, in id order (for id -> word).
+    lowercase, tokenizer: the run's text preprocessing (config.data).
+    top_k: how many words `next_words` returns.
+    max_new_tokens: cap on `generate`'s max_tokens.
+  """
+
+  def __init__(self, model, vocab_file, vocab_words, lowercase=False,
+               tokenizer="whitespace", top_k=10, max_new_tokens=200):
+    super().__init__(name="kerasrnn")
+    self.model = model
+    # Listed explicitly (as keras.export.ExportArchive does) so that every
+    # weight is a named variable of the SavedModel's checkpoint, which the
+    # TF1-style loader of TF Serving and saved_model_cli restores.
+    self.model_variables = [v.value for v in model.weights]
+    self.lowercase = lowercase
+    self.tokenizer = tokenizer
+    self.top_k = top_k
+    self.max_new_tokens = max_new_tokens
+    self.table = tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(
+            vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
+        default_value=text.UNK_ID)
+    self.words = tf.constant(vocab_words)
+    self.vocab_size = len(vocab_words)
+    self._embedding = model.get_layer("embedding")
+    self._cells = [layer.cell for layer in rnn_layers(model)]
+    self._logits = model.get_layer("logits")
+
+  def _ids(self, strings):
+    """<string>[batch] -> ragged <int32>[batch, (words)]; unknown -> <unk>."""
+    tokens = text.tokenize(strings, self.lowercase, self.tokenizer)
+    ids = tf.cast(self.table.lookup(tokens), tf.int32)
+    # '<pad>' typed by a client is a word like any other unknown one.
+    return tf.where(ids == text.PAD_ID, text.UNK_ID, ids)
+
+  def _with_start(self, ids):
+    eos = tf.fill([ids.nrows(), 1], text.EOS_ID)
+    return tf.concat([eos, ids], axis=1)
+
+  def _log_probs(self, token_ids):
+    # The model's own distribution, exactly as evaluation scores it.
+    return tf.nn.log_softmax(self.model(token_ids, training=False))
+
+  def _without_padding(self, logits):
+    # Padding is never a word to predict or sample.
+    return logits + tf.one_hot(text.PAD_ID, self.vocab_size, on_value=-1e9)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
+  def score(self, text_in):
+    """Scores sentences as sentence-mode evaluation does.
+
+    Each sentence is read from <eos> (the start symbol), and its words and
+    the closing <eos> are the targets.
+    """
+    ids = self._ids(text_in)
+    inputs = self._with_start(ids)
+    eos = tf.fill([ids.nrows(), 1], text.EOS_ID)
+    targets = tf.concat([ids, eos], axis=1)
+    log_probs = self._log_probs(inputs.to_tensor(text.PAD_ID))
+    dense_targets = targets.to_tensor(text.PAD_ID)
+    picked = tf.gather(log_probs, dense_targets, batch_dims=2)
+    real = tf.cast(dense_targets != text.PAD_ID, tf.float32)
+    log_likelihood = tf.reduce_sum(picked * real, axis=1)
+    num_tokens = tf.cast(targets.row_lengths(), tf.int32)
+    return {"log_likelihood": log_likelihood, "num_tokens": num_tokens,
+            "perplexity": tf.exp(-log_likelihood /
+                                 tf.cast(num_tokens, tf.float32))}
+
+  def _last_log_probs(self, ids):
+    """Log-probabilities of the word after each row's last word."""
+    inputs = self._with_start(ids)
+    log_probs = self._log_probs(inputs.to_tensor(text.PAD_ID))
+    last = tf.cast(inputs.row_lengths() - 1, tf.int32)
+    return tf.gather(log_probs, last, batch_dims=1)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
+  def next_words(self, text_in):
+    """The `top_k` most likely next words after each text."""
+    log_probs = self._last_log_probs(self._ids(text_in))
+    top = tf.math.top_k(tf.nn.log_softmax(self._without_padding(log_probs)),
+                        self.top_k)
+    return {"words": tf.gather(self.words, top.indices),
+            "probabilities": tf.exp(top.values)}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None], tf.int32, "token_ids")])
+  def log_probs(self, token_ids):
+    """Log-probabilities of every next token; ids 0 are padding."""
+    return {"log_probs": self._log_probs(token_ids)}
+
+  def _initial_states(self, batch):
+    return [[tf.zeros([batch, cell.units]) for _ in range(
+        len(tf.nest.flatten(cell.state_size)))] for cell in self._cells]
+
+  def _step(self, token, states):
+    """Feeds one token per row; returns (<float32>[batch, vocab] logits, states)."""
+    x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
+    new_states = []
+    for cell, s in zip(self._cells, states):
+      x, s = _cell_step(cell, x, s)
+      new_states.append(s)
+    return self._without_padding(self._logits(x)), new_states
+
+  def _read_prompt(self, ids):
+    """Runs the prompts (after <eos>) through the cells, step by step."""
+    inputs = self._with_start(ids).to_tensor(text.PAD_ID)
+    batch = tf.shape(inputs)[0]
+    states = self._initial_states(batch)
+    logits = tf.zeros([batch, self.vocab_size])
+    for t in tf.range(tf.shape(inputs)[1]):
+      tf.autograph.experimental.set_loop_options(shape_invariants=[
+          (logits, tf.TensorShape([None, self.vocab_size]))])
+      token = inputs[:, t]
+      step_logits, step_states = self._step(token, states)
+      real = token != text.PAD_ID
+      # Rows whose prompt has ended keep their last state and logits.
+      states = tf.nest.map_structure(
+          lambda new, old: tf.where(real[:, None], new, old), step_states,
+          states)
+      logits = tf.where(real[:, None], step_logits, logits)
+    return logits, states
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, "prompt"),
+      tf.TensorSpec([None], tf.int32, "max_tokens"),
+      tf.TensorSpec([None], tf.float32, "temperature")])
+  def generate(self, prompt, max_tokens, temperature):
+    """Samples a continuation per row until <eos> or its `max_tokens`.
+
+    Temperature 0 is greedy; negative temperatures are an InvalidArgument.
+    max_tokens <= 0 gives an empty continuation; it is capped at
+    `max_new_tokens`.
+    """
+    tf.debugging.assert_greater_equal(
+        temperature, 0.0, message="temperature must be >= 0 (0 = greedy)")
+    limit = tf.clip_by_value(max_tokens, 0, self.max_new_tokens)
+    logits, states = self._read_prompt(self._ids(prompt))
+    batch = tf.shape(limit)[0]
+    done = limit <= 0
+    count = tf.zeros([batch], tf.int32)
+    out = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+    greedy = temperature <= 0
+    scale = tf.where(greedy, 1.0, temperature)[:, None]
+    step = 0
+    while not tf.reduce_all(done):
+      tf.autograph.experimental.set_loop_options(shape_invariants=[
+          (logits, tf.TensorShape([None, self.vocab_size]))])
+      sampled = tf.random.categorical(logits / scale, 1, dtype=tf.int32)[:, 0]
+      token = tf.where(greedy, tf.argmax(logits, -1, output_type=tf.int32),
+                       sampled)
+      token = tf.where(done, text.PAD_ID, token)
+      finished = token == text.EOS_ID
+      emitted = tf.logical_and(tf.logical_not(done), tf.logical_not(finished))
+      out = out.write(step, tf.where(emitted, token, text.PAD_ID))
+      count += tf.cast(emitted, tf.int32)
+      done = tf.logical_or(done, tf.logical_or(finished, count >= limit))
+      logits, states = self._step(tf.where(done, text.EOS_ID, token), states)
+      step += 1
+    tokens = tf.cond(out.size() > 0, lambda: tf.transpose(out.stack()),
+                     lambda: tf.zeros([batch, 0], tf.int32))
+    words = tf.ragged.boolean_mask(tf.gather(self.words, tokens),
+                                   tokens != text.PAD_ID)
+    return {"text": tf.strings.reduce_join(words, axis=1, separator=" "),
+            "num_tokens": count}
+
+  def signatures(self):
+    """The serving signatures, by name (serving_default = score)."""
+    score = self.score.get_concrete_function()
+    return {"serving_default": score, "score": score,
+            "next_words": self.next_words.get_concrete_function(),
+            "generate": self.generate.get_concrete_function(),
+            "log_probs": self.log_probs.get_concrete_function()}
+

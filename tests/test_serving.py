@@ -1,0 +1,253 @@
+"""The SavedModel export: signatures, bad requests, versions, warm-up."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import smoke_config
+from kerasrnn.data import text
+from kerasrnn.data.corpus import load_corpus
+from kerasrnn.serving import export
+from kerasrnn.training import evaluation
+from kerasrnn.training import train
+from kerasrnn.training import workdir as wd
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, ptb_dir):
+  """A smoke run on a PTB slice, in sentence mode, with one export."""
+  workdir = str(tmp_path_factory.mktemp("run"))
+  train.train_and_evaluate(smoke_config(ptb_dir, "sentence"), workdir)
+  base = str(tmp_path_factory.mktemp("export") / "smoke")
+  return workdir, export.export(workdir, base)
+
+
+@pytest.fixture(scope="module")
+def loaded(run):
+  return tf.saved_model.load(run[1])
+
+
+def _test_sentences(workdir):
+  """The raw lines of the test sentences the run evaluates on."""
+  config = wd.load_config(workdir)
+  n = load_corpus(config.data, wd.load_vocab(workdir)).splits["test"].num_sentences
+  with open(os.path.join(config.data.dir, "ptb.test.txt")) as f:
+    return [l.strip() for l in f if l.strip()][:n]
+
+
+_FRESH = textwrap.dedent("""
+    import json, sys
+    sys.modules["kerasrnn"] = None  # Make sure nothing of kerasrnn is used.
+    try:
+      import kerasrnn
+      raise SystemExit("kerasrnn importable")
+    except ImportError:
+      pass
+    import tensorflow as tf
+    m = tf.saved_model.load(sys.argv[1])
+    lines = json.load(open(sys.argv[2]))
+    s = m.signatures["score"](text=tf.constant(lines))
+    n = m.signatures["next_words"](text=tf.constant(lines[:2]))
+    g = m.signatures["generate"](prompt=tf.constant(lines[:2]),
+                                 max_tokens=tf.constant([3, 3]),
+                                 temperature=tf.constant([1.0, 0.0]))
+    p = m.signatures["log_probs"](token_ids=tf.constant([[2, 5, 0]]))
+    print(json.dumps({
+        "ll": float(tf.reduce_sum(s["log_likelihood"])),
+        "tokens": int(tf.reduce_sum(s["num_tokens"])),
+        "next": n["words"].shape.as_list(),
+        "generated": g["num_tokens"].numpy().tolist(),
+        "log_probs": p["log_probs"].shape.as_list()}))
+""")
+
+
+def test_fresh_process_without_kerasrnn_agrees_with_evaluate(run, tmp_path):
+  workdir, path = run
+  lines = _test_sentences(workdir)
+  (tmp_path / "lines.json").write_text(json.dumps(lines))
+  out = subprocess.run([sys.executable, "-c", _FRESH, path,
+                        str(tmp_path / "lines.json")], capture_output=True,
+                       text=True, timeout=300, cwd=str(tmp_path), check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  got = json.loads(out.stdout.strip().splitlines()[-1])
+  vocab_size = len(wd.load_vocab(workdir))
+  assert got["next"] == [2, 10] and got["log_probs"] == [1, 3, vocab_size]
+  assert all(0 <= n <= 3 for n in got["generated"])
+  expected = evaluation.evaluate(workdir, "test", batch_size=16,
+                                 mode="sentence")
+  assert got["tokens"] == expected["target_tokens"]
+  assert np.exp(-got["ll"] / got["tokens"]) == pytest.approx(
+      expected["perplexity"], rel=1e-4)
+
+
+def test_in_graph_preprocessing_matches_the_corpus_reader(run, loaded):
+  workdir, _ = run
+  vocab = wd.load_vocab(workdir)
+  raw = ["  the  <unk> company 's zzzunknown N  ", "<pad> stocks"]
+  ids = [vocab.encode(t) for t in
+         text.tokenize(raw).to_list() for t in [[w.decode() for w in t]]]
+  inputs = tf.ragged.constant([[text.EOS_ID] + list(i) for i in ids])
+  targets = [list(i) + [text.EOS_ID] for i in ids]
+  log_probs = loaded.signatures["log_probs"](
+      token_ids=inputs.to_tensor())["log_probs"].numpy()
+  expected = [sum(log_probs[r, t, w] for t, w in enumerate(row))
+              for r, row in enumerate(targets)]
+  score = loaded.signatures["score"](text=tf.constant(raw))
+  np.testing.assert_allclose(score["log_likelihood"].numpy(), expected,
+                             rtol=1e-5)
+  assert score["num_tokens"].numpy().tolist() == [len(t) for t in targets]
+
+
+def test_no_cudnn_ops_in_the_graph(run):
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(run[1], "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  graph = proto.meta_graphs[0].graph_def
+  ops = {n.op for n in graph.node}
+  ops |= {n.op for fn in graph.library.function for n in fn.node_def}
+  assert "StatefulPartitionedCall" in ops and "LookupTableFindV2" in ops
+  assert not [op for op in ops if "Cudnn" in op or "CuDNN" in op]
+
+
+@pytest.mark.parametrize("request_text", [
+    "", "zzz qqq xxx", " ".join(["the"] * 10_000), "café über straße 東京 🚀",
+])
+def test_odd_score_requests_give_finite_results(loaded, request_text):
+  out = loaded.signatures["score"](text=tf.constant([request_text, "the"]))
+  n_words = len(request_text.split())
+  assert out["num_tokens"].numpy().tolist() == [n_words + 1, 2]
+  assert np.isfinite(out["perplexity"].numpy()).all()
+
+
+@pytest.mark.parametrize("max_tokens,expected_max", [
+    (0, 0), (-5, 0), (3, 3), (10**9, 200)])
+def test_generate_caps_max_tokens(loaded, max_tokens, expected_max):
+  out = loaded.signatures["generate"](
+      prompt=tf.constant(["the", ""]), max_tokens=tf.constant([max_tokens] * 2),
+      temperature=tf.constant([1.0, 0.0]))
+  counts = out["num_tokens"].numpy()
+  assert ((0 <= counts) & (counts <= expected_max)).all()
+  words = [len(t.split()) for t in out["text"].numpy().astype(str)]
+  assert words == counts.tolist()
+
+
+def test_greedy_generation_is_deterministic(loaded):
+  args = dict(prompt=tf.constant(["the company"] * 2),
+              max_tokens=tf.constant([8, 8]), temperature=tf.constant([0.0, 0.0]))
+  first = loaded.signatures["generate"](**args)["text"].numpy()
+  assert first[0] == first[1]
+  assert (loaded.signatures["generate"](**args)["text"].numpy() == first).all()
+
+
+def test_negative_temperature_is_invalid_argument(loaded):
+  with pytest.raises(tf.errors.InvalidArgumentError, match="temperature"):
+    loaded.signatures["generate"](prompt=tf.constant(["a"]),
+                                  max_tokens=tf.constant([3]),
+                                  temperature=tf.constant([-1.0]))
+
+
+def test_generation_stops_at_eos(run):
+  module = export.load_module(run[0])
+  bias = module.model.get_layer("logits").bias
+  favour = lambda word_id: bias.assign(
+      np.where(np.arange(bias.shape[0]) == word_id, 1e4, 0).astype("float32"))
+  args = (tf.constant(["the", "a b"]), tf.constant([7, 4]),
+          tf.constant([0.0, 1.0]))
+  favour(text.EOS_ID)
+  out = module.generate(*args)
+  assert out["num_tokens"].numpy().tolist() == [0, 0]
+  assert out["text"].numpy().tolist() == [b"", b""]
+  favour(5)
+  out = module.generate(*args)
+  assert out["num_tokens"].numpy().tolist() == [7, 4]
+  word = module.words[5].numpy()
+  assert out["text"].numpy()[1] == b" ".join([word] * 4)
+
+
+def test_exports_get_new_versions_and_never_overwrite(run):
+  workdir, first = run
+  base = os.path.dirname(first)
+  stamp = os.path.getmtime(os.path.join(first, "saved_model.pb"))
+  second = export.export(workdir, base)
+  assert os.path.basename(first) == "1" and os.path.basename(second) == "2"
+  assert os.path.getmtime(os.path.join(first, "saved_model.pb")) == stamp
+  assert sorted(os.listdir(base)) == ["1", "2"]  # No temporary left over.
+
+
+def test_warmup_requests_replay_against_their_signatures(run, loaded):
+  from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
+  path = os.path.join(run[1], "assets.extra", "tf_serving_warmup_requests")
+  names = []
+  for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    log = prediction_log_pb2.PredictionLog.FromString(record)
+    request = log.predict_log.request
+    names.append(request.model_spec.signature_name)
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    outputs = loaded.signatures[names[-1]](**inputs)
+    assert outputs
+  assert sorted(names) == ["generate", "log_probs", "next_words", "score"]
+
+
+def test_saved_model_cli_shows_and_runs_score(run):
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  show = subprocess.run([cli, "show", "--dir", run[1], "--all"], env=env,
+                        capture_output=True, text=True, timeout=300,
+                        check=True)
+  for name in ("serving_default", "score", "next_words", "generate",
+               "log_probs"):
+    assert f"signature_def['{name}']" in show.stdout
+  ran = subprocess.run(
+      [cli, "run", "--dir", run[1], "--tag_set", "serve", "--signature_def",
+       "score", "--input_exprs", "text=['the company said']"], env=env,
+      capture_output=True, text=True, timeout=300, check=True)
+  assert "perplexity" in ran.stdout
+
+
+def _cli(tool, *args, stdin=None):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, "-m", f"kerasrnn.cli.{tool}", *args],
+                        input=stdin, env=env, capture_output=True, text=True,
+                        timeout=300, check=False)
+
+
+def test_score_and_generate_tools_read_the_export(run, loaded):
+  base = os.path.dirname(run[1])
+  scored = _cli("score", f"--model={base}", stdin="the company said\n\n")
+  assert scored.returncode == 0, scored.stderr[-2000:]
+  rows = [json.loads(l) for l in scored.stdout.splitlines()]
+  expected = loaded.signatures["score"](text=tf.constant(["the company said",
+                                                          ""]))
+  assert [r["num_tokens"] for r in rows] == [4, 1]
+  np.testing.assert_allclose([r["log_likelihood"] for r in rows],
+                             expected["log_likelihood"].numpy(), rtol=1e-6)
+  generated = _cli("generate", f"--model={run[1]}", "--prompt=the company",
+                   "--max_tokens=4", "--num_samples=3")
+  assert generated.returncode == 0, generated.stderr[-2000:]
+  samples = [json.loads(l) for l in generated.stdout.splitlines()]
+  assert len(samples) == 3
+  assert all(len(s["text"].split()) == s["num_tokens"] <= 4 for s in samples)
+
+
+def test_export_tool_writes_the_next_version(run):
+  base = os.path.dirname(run[1])
+  before = set(os.listdir(base))
+  out = _cli("export", f"--workdir={run[0]}", f"--export_base={base}")
+  assert out.returncode == 0, out.stderr[-2000:]
+  new = out.stdout.strip().splitlines()[-1]
+  assert os.path.basename(new) not in before
+  assert os.path.exists(os.path.join(new, "saved_model.pb"))
+
+
+def test_tools_reject_a_non_export_in_one_line(tmp_path):
+  out = _cli("generate", f"--model={tmp_path}", "--prompt=a")
+  assert out.returncode == 2 and "Traceback" not in out.stderr
+  assert "neither a SavedModel nor a folder of versions" in out.stderr
