@@ -138,3 +138,21 @@ def test_killed_run_resumes_where_it_stopped(ptb_dir, tmp_path):
   assert rows[0] == first_epoch[0]  # Epoch 1 was not trained again.
   results = json.load(open(os.path.join(workdir, "results.json")))
   assert results["epochs"] == 3
+
+
+def test_divergence_stops_without_replacing_the_good_checkpoint(ptb_slice,
+                                                                tmp_path):
+  workdir = str(tmp_path / "run")
+  # The lr grows 1e30-fold per epoch after the first, without clipping:
+  # the loss overflows, then becomes NaN.
+  config = ptb_slice(**{"train.epochs": 5, "train.decay": 1e-30,
+                        "train.clip_norm": 0.0})
+  results = train.train_and_evaluate(config, workdir)
+  best = json.load(open(os.path.join(workdir, "checkpoints/best.json")))
+  assert best["epoch"] == 1 and results["best_epoch"] == 1
+  rows = _history(workdir)
+  assert len(rows) < 5 and rows[-1]["train_perplexity"] == "nan"
+  assert results["diverged"] and results["epochs"] == len(rows)
+  assert results["test_perplexity"] < 1e4
+  assert results["valid_perplexity"] == pytest.approx(
+      float(rows[0]["val_perplexity"]), rel=1e-4)

@@ -104,6 +104,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
              "epochs": len(history),
              "wall_seconds": round(sum(float(r["seconds"]) for r in history), 1),
              "last_session_seconds": round(time.time() - start, 1),
+             "diverged": history[-1]["train_perplexity"] in ("nan", "inf"),
              "parameters": model.count_params(),
              "vocab_size": len(corpus.vocab)}
   for split, ds in datasets.items():

@@ -1,0 +1,113 @@
+r"""Training throughput of kerasrnn's real training step, in tokens/second.
+
+Same flags and one-line JSON as the PyTorch reference
+(../shared/bench/torch_reference.py), so the two can be alternated:
+
+  python benchmarks/train_throughput.py --cell=lstm
+  python benchmarks/train_throughput.py --cell=gru --baseline
+
+It times `model.fit` of the model, loss (NLL summed over time), exact
+perplexity metric, clipping and optimizer that kerasrnn-train builds (stream
+mode: stateful, fixed batch), on random ids after warm-up. --baseline also
+times stock Keras (Embedding -> LSTM/GRU -> Dense, SparseCategoricalCrossentropy,
+SGD with global clipping) in the same process, for an in-run ratio.
+"""
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_CELL = flags.DEFINE_enum("cell", "lstm", ["lstm", "gru"], "Recurrent cell.")
+_HIDDEN = flags.DEFINE_integer("hidden_size", 200, "Units per layer.")
+_LAYERS = flags.DEFINE_integer("num_layers", 2, "Recurrent layers.")
+_VOCAB = flags.DEFINE_integer("vocab_size", 10_000, "Vocabulary size.")
+_BATCH = flags.DEFINE_integer("batch_size", 20, "Sequences per batch.")
+_STEPS_T = flags.DEFINE_integer("num_steps", 20, "TBPTT window.")
+_STEPS = flags.DEFINE_integer("steps", 100, "Timed training steps.")
+_WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed steps first.")
+_THREADS = flags.DEFINE_integer("threads", 0, "0: TensorFlow's default.")
+_BASELINE = flags.DEFINE_bool("baseline", False, "Also time stock Keras.")
+_MODE = flags.DEFINE_enum("mode", "stream", ["stream", "sentence"],
+                          "kerasrnn's data layout to time.")
+_OVERRIDES = flags.DEFINE_multi_string(
+    "set", [], "Config overrides field=value, e.g. --set=train.jit_compile=True")
+
+
+def _config():
+  from configs import small  # pylint: disable=g-import-not-at-top
+  from kerasrnn import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = small.get_config()
+  config_lib.override(config, {
+      "model.cell": _CELL.value, "model.hidden_size": _HIDDEN.value,
+      "model.num_layers": _LAYERS.value, "data.batch_size": _BATCH.value,
+      "data.num_steps": _STEPS_T.value, "data.mode": _MODE.value})
+  for item in _OVERRIDES.value:
+    path, value = item.split("=", 1)
+    config_lib.override(config, {path: json.loads(value.lower() if value in (
+        "True", "False") else value)})
+  return config_lib.validate(config)
+
+
+def _stock_model(keras):
+  rnn = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[_CELL.value]
+  model = keras.Sequential(
+      [keras.Input(batch_shape=(_BATCH.value, _STEPS_T.value), dtype="int32"),
+       keras.layers.Embedding(_VOCAB.value, _HIDDEN.value)] +
+      [rnn(_HIDDEN.value, return_sequences=True, stateful=True)
+       for _ in range(_LAYERS.value)] +
+      [keras.layers.Dense(_VOCAB.value)])
+  model.compile(keras.optimizers.SGD(1.0, global_clipnorm=5.0),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  return model
+
+
+def _time_fit(model, tf):
+  n = _WARMUP.value + _STEPS.value
+  ids = tf.random.stateless_uniform(
+      [n, _BATCH.value, _STEPS_T.value + 1], seed=[0, 1], minval=1,
+      maxval=_VOCAB.value, dtype=tf.int32)
+  ds = tf.data.Dataset.from_tensor_slices((ids[..., :-1], ids[..., 1:]))
+  model.fit(ds.take(_WARMUP.value), epochs=1, verbose=0, shuffle=False)
+  start = time.perf_counter()
+  model.fit(ds.skip(_WARMUP.value), epochs=1, verbose=0, shuffle=False)
+  return time.perf_counter() - start
+
+
+def main(argv):
+  del argv
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if _THREADS.value:
+    tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+  from kerasrnn.models import build_model  # pylint: disable=g-import-not-at-top
+  from kerasrnn.training.train import compile_model  # pylint: disable=g-import-not-at-top
+  config = _config()
+  keras.utils.set_random_seed(0)
+  tokens = _STEPS.value * _BATCH.value * _STEPS_T.value
+  runs = {"kerasrnn": compile_model(build_model(config, _VOCAB.value), config)}
+  if _BASELINE.value:
+    runs["stock_keras"] = _stock_model(keras)
+  result = {"framework": f"kerasrnn (keras {keras.__version__}, tf "
+                         f"{tf.__version__})", "cell": _CELL.value,
+            "hidden_size": _HIDDEN.value, "num_layers": _LAYERS.value,
+            "batch_size": _BATCH.value, "num_steps": _STEPS_T.value,
+            "mode": _MODE.value, "overrides": _OVERRIDES.value,
+            "threads": _THREADS.value or os.cpu_count()}
+  for name, model in runs.items():
+    seconds = _time_fit(model, tf)
+    key = "" if name == "kerasrnn" else f"{name}_"
+    result[f"{key}tokens_per_second"] = round(tokens / seconds, 1)
+    result[f"{key}ms_per_step"] = round(1000 * seconds / _STEPS.value, 2)
+  if _BASELINE.value:
+    result["ratio_to_stock"] = round(result["tokens_per_second"] /
+                                     result["stock_keras_tokens_per_second"], 3)
+  print(json.dumps(result))
+
+
+if __name__ == "__main__":
+  app.run(main)

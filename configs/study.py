@@ -1,0 +1,50 @@
+r"""The classic study: LSTM vs GRU, with and without dropout, SGD vs Adam.
+
+Four variants, all 2x200 on PTB in stream mode (batch 20, 20 steps, init 0.1,
+clip 5, 13 epochs), i.e. Zaremba et al.'s 'small' size, so each run takes
+about an hour on a 2-core CPU (the paper's medium/large sizes would take
+days here; that is what was scaled down):
+
+  kerasrnn-train --config=configs/study.py:lstm --workdir=runs/study/lstm
+  kerasrnn-train --config=configs/study.py:lstm_dropout --workdir=runs/study/lstm_dropout
+  kerasrnn-train --config=configs/study.py:gru --workdir=runs/study/gru
+  kerasrnn-train --config=configs/study.py:gru_dropout_adam \
+      --workdir=runs/study/gru_dropout_adam
+
+- lstm: SGD lr 1, halved every epoch after epoch 4 (= configs/small.py).
+- lstm_dropout: dropout 0.5, SGD lr 1, divided by 1.25 every epoch after 6
+  (dropout needs the longer constant phase, as in the paper's medium model).
+- gru: SGD lr 1, halved after epoch 4.
+- gru_dropout_adam: dropout 0.5, Adam lr 0.001, divided by 1.25 after 6.
+"""
+from kerasrnn import config as config_lib
+from kerasrnn.errors import UserError
+
+VARIANTS = {
+    "lstm": {},
+    "lstm_dropout": {"model.dropout": 0.5, "train.decay_after": 6,
+                     "train.decay": 1.25},
+    "gru": {"model.cell": "gru"},
+    "gru_dropout_adam": {"model.cell": "gru", "model.dropout": 0.5,
+                         "train.optimizer": "adam",
+                         "train.learning_rate": 0.001,
+                         "train.decay_after": 6, "train.decay": 1.25},
+}
+
+
+def get_config(variant=None):
+  if variant is None:
+    raise UserError("configs/study.py needs a variant: "
+                    f"{', '.join(VARIANTS)} (e.g. configs/study.py:lstm)")
+  c = config_lib.base_config()
+  c.data.batch_size = 20
+  c.data.num_steps = 20
+  c.model.hidden_size = 200
+  c.model.num_layers = 2
+  c.model.init_scale = 0.1
+  c.train.epochs = 13
+  c.train.learning_rate = 1.0
+  c.train.decay_after = 4
+  c.train.decay = 2.0
+  c.train.clip_norm = 5.0
+  return config_lib.apply_variant(c, variant, VARIANTS)

@@ -1,0 +1,54 @@
+"""Every shipped config loads, validates, and says how to run it."""
+import glob
+import importlib
+import os
+
+import pytest
+
+from conftest import ROOT
+from kerasrnn import config as config_lib
+from kerasrnn.errors import UserError
+
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
+    os.path.join(ROOT, "configs", "*.py")) if not p.endswith("__init__.py"))
+
+
+def _variants(name):
+  module = importlib.import_module(f"configs.{name}")
+  return list(getattr(module, "VARIANTS", {None: None})), module
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_validates_and_documents_its_command(name):
+  variants, module = _variants(name)
+  assert f"--config=configs/{name}.py" in module.__doc__
+  for variant in variants:
+    config_lib.validate(module.get_config(variant))
+
+
+def test_small_is_zarembas_small_config():
+  from configs import small  # pylint: disable=g-import-not-at-top
+  c = small.get_config()
+  assert (c.model.hidden_size, c.model.num_layers, c.model.init_scale) == (
+      200, 2, 0.1)
+  assert (c.train.epochs, c.train.learning_rate, c.train.decay_after,
+          c.train.decay, c.train.clip_norm) == (13, 1.0, 4, 2.0, 5.0)
+  assert (c.data.batch_size, c.data.num_steps, c.model.dropout) == (20, 20, 0)
+
+
+def test_study_has_the_four_runs():
+  from configs import study  # pylint: disable=g-import-not-at-top
+  runs = {v: study.get_config(v) for v in study.VARIANTS}
+  assert [(c.model.cell, c.model.dropout, c.train.optimizer,
+           c.train.learning_rate) for c in runs.values()] == [
+               ("lstm", 0.0, "sgd", 1.0), ("lstm", 0.5, "sgd", 1.0),
+               ("gru", 0.0, "sgd", 1.0), ("gru", 0.5, "adam", 0.001)]
+  with pytest.raises(UserError, match="needs a variant"):
+    study.get_config()
+
+
+def test_config_json_round_trip_has_no_differences():
+  from configs import small  # pylint: disable=g-import-not-at-top
+  c = small.get_config()
+  again = config_lib.from_json(config_lib.to_json(c))
+  assert config_lib.differences(c.to_dict(), again.to_dict()) == []
