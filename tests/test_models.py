@@ -8,6 +8,7 @@ from kerasrnn.models import build_model
 from kerasrnn.models import rnn_layers
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.models.parameters import recurrent_parameters
+from kerasrnn.training.metrics import SequenceLoss
 
 
 @pytest.mark.parametrize("layer,expected", [
@@ -56,17 +57,20 @@ def test_stream_model_is_stateful_with_fixed_batch():
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_masked_outputs_do_not_change_with_more_padding(cell):
+def test_masked_outputs_and_loss_do_not_change_with_more_padding(cell):
   config = smoke_config("", overrides={"data.mode": "sentence",
                                        "model.cell": cell})
   model = build_model(config, 30)
   x = np.array([[2, 5, 7, 9, 0, 0], [2, 4, 0, 0, 0, 0]], np.int32)
-  more = np.pad(x, ((0, 0), (0, 9)))
-  short = model(x).numpy()
-  longer = model(more).numpy()
+  y = np.array([[5, 7, 9, 2, 0, 0], [4, 2, 0, 0, 0, 0]], np.int32)
+  pad = lambda a: np.pad(a, ((0, 0), (0, 9)))
+  short, longer = model(x).numpy(), model(pad(x)).numpy()
   real = x > 0
   np.testing.assert_allclose(longer[:, :6][real], short[real], rtol=1e-5,
                              atol=1e-6)
+  loss = SequenceLoss()
+  np.testing.assert_allclose(float(loss(pad(y), longer)),
+                             float(loss(y, short)), rtol=1e-6)
 
 
 def test_tied_embeddings_share_one_matrix():
