@@ -1,0 +1,1 @@
+"""Reports over training runs: summary tables and convergence plots."""

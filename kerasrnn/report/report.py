@@ -1,0 +1,100 @@
+"""kerasrnn-report's work: convergence plots and the summary table."""
+import csv
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+from matplotlib import ticker  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from kerasrnn.report.runs import SUMMARY_FIELDS  # pylint: disable=wrong-import-position
+from kerasrnn.report.runs import find_runs  # pylint: disable=wrong-import-position
+
+_CURVES = (("train_perplexity", "train"), ("val_perplexity", "validation"),
+           ("test_perplexity", "test"))
+
+
+def _axes(title):
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  ax.set_yscale("log")
+  plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+  ax.yaxis.set_major_formatter(plain)
+  ax.yaxis.set_minor_locator(ticker.LogLocator(subs=(2, 3, 5)))
+  ax.yaxis.set_minor_formatter(plain)
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+  ax.set_xlabel("epoch")
+  ax.set_ylabel("perplexity (log scale)")
+  ax.set_title(title)
+  ax.grid(True, which="both", alpha=0.3)
+  return fig, ax
+
+
+def _save(fig, ax, path):
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def convergence_plot(run, path):
+  """Train, validation and test perplexity of one run per epoch."""
+  fig, ax = _axes(f"{run.name}: {run.label()}")
+  epochs = [r["epoch"] for r in run.history]
+  for key, name in _CURVES:
+    ax.plot(epochs, [r[key] for r in run.history], marker="o", label=name)
+  return _save(fig, ax, path)
+
+
+def comparison_plot(runs, key, name, path):
+  """One curve per run of the `key` column (e.g. val_perplexity)."""
+  fig, ax = _axes(f"{name} perplexity of all runs")
+  for run in runs:
+    ax.plot([r["epoch"] for r in run.history], [r[key] for r in run.history],
+            marker="o", label=f"{run.name} ({run.label()})")
+  return _save(fig, ax, path)
+
+
+def _fmt(value):
+  return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def write_tables(rows, out):
+  with open(os.path.join(out, "summary.csv"), "w", encoding="utf-8") as f:
+    writer = csv.DictWriter(f, SUMMARY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+  lines = ["| " + " | ".join(SUMMARY_FIELDS) + " |",
+           "|" + "---|" * len(SUMMARY_FIELDS)]
+  lines += ["| " + " | ".join(_fmt(r[k]) for k in SUMMARY_FIELDS) + " |"
+            for r in rows]
+  note = ("\nPerplexities are those of each run's best epoch (lowest "
+          "validation perplexity) in its history.csv; the train figure is the "
+          "running mean over that epoch, with dropout on.\n")
+  with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n" + note)
+
+
+def write_report(patterns, out):
+  """Writes plots and summary tables for the runs matching `patterns`.
+
+  Args:
+    patterns: comma-separated workdirs or globs (runs still in progress are
+      included with the epochs they have finished).
+    out: output directory.
+
+  Returns:
+    The summary rows.
+  """
+  runs = find_runs(patterns)
+  os.makedirs(out, exist_ok=True)
+  for run in runs:
+    convergence_plot(run, os.path.join(out, f"{run.name}.png"))
+  comparison_plot(runs, "train_perplexity", "Training",
+                  os.path.join(out, "train_perplexity.png"))
+  comparison_plot(runs, "val_perplexity", "Validation",
+                  os.path.join(out, "val_perplexity.png"))
+  rows = [run.summary() for run in runs]
+  write_tables(rows, out)
+  return rows

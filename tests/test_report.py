@@ -1,0 +1,79 @@
+"""kerasrnn-report on fake runs: figures equal the CSVs, plots are written."""
+import csv
+import os
+
+import pytest
+
+from conftest import smoke_config
+from kerasrnn.errors import UserError
+from kerasrnn.report import report
+from kerasrnn.training import workdir as wd
+from kerasrnn.data.vocabulary import Vocabulary
+
+HEADER = ("epoch,learning_rate,train_perplexity,val_perplexity,"
+          "test_perplexity,seconds,tokens_per_second\n")
+
+
+def _fake_run(root, name, rows, finished, **overrides):
+  path = os.path.join(root, name)
+  config = smoke_config("", overrides=overrides)
+  wd.claim(path, config, Vocabulary.build([["a", "b", "c"]]))
+  with open(os.path.join(path, "history.csv"), "w") as f:
+    f.write(HEADER + "".join(",".join(map(str, r)) + "\n" for r in rows))
+  if finished:
+    wd.write_json(path, "results.json", {"epochs": len(rows)})
+  return path
+
+
+@pytest.fixture
+def runs(tmp_path):
+  root = str(tmp_path / "runs")
+  _fake_run(root, "lstm", [(1, 1, 300.5, 200.25, 190.0, 60, 1000),
+                           (2, 1, 150.0, 160.0, 155.5, 60, 1000),
+                           (3, 0.5, 120.0, 165.0, 158.0, 60, 1000)], True,
+            **{"train.epochs": 3})
+  _fake_run(root, "gru_running", [(1, 1, 310.0, 210.0, 200.0, 30, 2000),
+                                  (2, 1, 160.0, 170.0, 165.0, 30, 2000)],
+            False, **{"model.cell": "gru", "model.dropout": 0.5})
+  _fake_run(root, "one_epoch", [(1, 0.001, 400.0, 300.0, 290.0, 45, 900)],
+            False, **{"train.optimizer": "adam",
+                      "train.learning_rate": 0.001})
+  return root
+
+
+def test_summary_figures_are_the_best_rows_of_the_csvs(runs, tmp_path):
+  out = str(tmp_path / "report")
+  rows = {r["run"]: r for r in report.write_report(f"{runs}/*", out)}
+  assert rows["lstm"]["best_epoch"] == 2
+  assert (rows["lstm"]["train_perplexity"], rows["lstm"]["val_perplexity"],
+          rows["lstm"]["test_perplexity"]) == (150.0, 160.0, 155.5)
+  assert rows["lstm"]["epochs"] == "3/3" and rows["lstm"]["status"] == "finished"
+  assert rows["lstm"]["wall_minutes"] == 3.0
+  assert rows["gru_running"]["status"] == "in progress"
+  assert rows["gru_running"]["model"] == "GRU 1x16"
+  assert rows["gru_running"]["dropout"] == 0.5
+  assert rows["gru_running"]["val_perplexity"] == 170.0
+  assert rows["gru_running"]["epochs"] == "2/2"
+  assert rows["one_epoch"]["best_epoch"] == 1
+  assert rows["one_epoch"]["optimizer"] == "adam"
+  assert rows["lstm"]["parameters"] == 6 * 16 + 4 * (16 * 16 * 2 + 16) + 16 * 6 + 6
+  with open(os.path.join(out, "summary.csv")) as f:
+    table = {r["run"]: r for r in csv.DictReader(f)}
+  assert float(table["lstm"]["test_perplexity"]) == 155.5
+  md = open(os.path.join(out, "summary.md")).read()
+  assert "| lstm | LSTM 1x16 |" in md and "| 160.00 | 155.50 |" in md
+
+
+def test_plots_are_written_per_run_and_for_comparison(runs, tmp_path):
+  out = str(tmp_path / "report")
+  report.write_report(f"{runs}/*", out)
+  for name in ("lstm", "gru_running", "one_epoch", "train_perplexity",
+               "val_perplexity"):
+    path = os.path.join(out, f"{name}.png")
+    assert os.path.getsize(path) > 10_000, name
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_runs_is_a_clear_error(tmp_path):
+  with pytest.raises(UserError, match="no kerasrnn runs"):
+    report.write_report(str(tmp_path / "nothing*"), str(tmp_path / "out"))
