@@ -120,6 +120,9 @@ def validate(config):
   embedding = m.embedding_size or m.hidden_size
   _check(not m.tie_embeddings or embedding == m.hidden_size,
          "config model.tie_embeddings needs embedding_size == hidden_size")
+  _check(t.distribute == "none",
+         f"config train.distribute={t.distribute!r} is not supported yet; "
+         "train on one machine with train.distribute=none")
   _check(d.source != "tfds" or d.tfds_name,
          "config data.source=tfds needs data.tfds_name (e.g. lm1b)")
   return config

@@ -79,3 +79,11 @@ def test_non_utf8_corpus_names_the_line(tiny_dir):
 def test_evaluate_of_a_non_workdir_is_one_line(tmp_path):
   line = _error_line(_run("evaluate", f"--workdir={tmp_path}"))
   assert "not a kerasrnn workdir" in line
+
+
+def test_distribution_that_is_not_built_is_refused(tmp_path, tiny_dir):
+  line = _error_line(_run("train", "--config=configs/smoke.py",
+                          f"--config.data.dir={tiny_dir}",
+                          "--config.train.distribute=mirrored",
+                          f"--workdir={tmp_path / 'run'}"))
+  assert "train.distribute='mirrored' is not supported yet" in line
