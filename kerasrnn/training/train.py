@@ -1,4 +1,5 @@
 """Trains a language model from a config into a workdir, resumably."""
+import shutil
 import time
 
 from absl import logging
@@ -89,7 +90,10 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   callbacks += [
       cb.EpochHistory(wd.path(workdir, "history.csv"), train_tokens),
       cb.BestCheckpoint(wd.path(workdir, "checkpoints")),
-      keras.callbacks.BackupAndRestore(wd.path(workdir, "backup")),
+      # Kept until results.json is written, so a run killed after its last
+      # epoch resumes to the results instead of training again.
+      keras.callbacks.BackupAndRestore(wd.path(workdir, "backup"),
+                                       delete_checkpoint=False),
       keras.callbacks.TerminateOnNaN(),
       keras.callbacks.TensorBoard(wd.path(workdir, "tensorboard"),
                                   write_graph=False),
@@ -112,5 +116,6 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     results[f"{split}_perplexity"] = ppl
     results[f"{split}_tokens"] = tokens
   wd.write_json(workdir, "results.json", results)
+  shutil.rmtree(wd.path(workdir, "backup"), ignore_errors=True)
   logging.info("results: %s", results)
   return results
