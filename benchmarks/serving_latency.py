@@ -23,7 +23,7 @@ _WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed calls first.")
 flags.mark_flag_as_required("model")
 
 _SENTENCE = ("the company said it expects to report a loss for the third "
-             "quarter because of lower prices and higher costs in europe")
+             "quarter because of lower prices and higher costs")
 
 
 def _latencies(fn, calls, warmup):
