@@ -7,7 +7,8 @@ network stack):
 
 Prints one JSON line with p50/p99 latency (ms) of `score` and `next_words`
 for one 20-word sentence, `score` throughput in tokens/s at batch 64, and
-`generate` of up to 20 tokens at batch 1.
+`generate` of up to 20 tokens at batch 1 (sampling stops at <eos>, so
+it also reports the mean number of new tokens and the time per new token).
 """
 import json
 import time
@@ -66,10 +67,11 @@ def main(argv):
                              temperature=tf.constant([1.0]))
     generated.append(int(result["num_tokens"][0]))
 
-  out["generate_20_batch1"] = _summary(_latencies(generate, calls // 4,
-                                                  warmup))
-  out["generate_20_batch1"]["mean_new_tokens"] = round(
-      float(np.mean(generated)), 1)
+  ms = _latencies(generate, calls // 4, warmup)
+  timed = generated[warmup:]  # Sampling stops early at <eos>: per token too.
+  out["generate_20_batch1"] = dict(
+      _summary(ms), mean_new_tokens=round(float(np.mean(timed)), 1),
+      ms_per_new_token=round(float(ms.sum() / max(sum(timed), 1)), 2))
   print(json.dumps(out))
 
 
