@@ -14,6 +14,11 @@ from kerasrnn.errors import UserError
 from kerasrnn.training.callbacks import write_atomically
 
 
+# Fields that change what a run shows, not what it computes: a run may resume
+# with other values.
+DISPLAY_ONLY = ("train.verbose:",)
+
+
 def path(workdir, name):
   return os.path.join(workdir, name)
 
@@ -29,7 +34,9 @@ def check(workdir, config):
     return False
   with open(config_path, encoding="utf-8") as f:
     stored = json.load(f)
-  diff = config_lib.differences(stored, json.loads(config_lib.to_json(config)))
+  diff = [d for d in config_lib.differences(
+      stored, json.loads(config_lib.to_json(config)))
+            if not d.startswith(DISPLAY_ONLY)]
   if diff:
     raise UserError(f"workdir {workdir} holds a run with a different config "
                     f"({'; '.join(diff[:3])}); use a new --workdir or the "
