@@ -247,7 +247,13 @@ def test_export_tool_writes_the_next_version(run):
   assert os.path.exists(os.path.join(new, "saved_model.pb"))
 
 
-def test_tools_reject_a_non_export_in_one_line(tmp_path):
-  out = _cli("generate", f"--model={tmp_path}", "--prompt=a")
+@pytest.mark.parametrize("tool,args,message", [
+    ("generate", ["--prompt=a"], "neither a SavedModel nor a folder"),
+    ("generate", ["--temperature=-1"], "--temperature=-1.0 must be >= 0"),
+    ("generate", ["--num_samples=0"], "--num_samples=0 must be at least 1"),
+    ("score", ["--input=/nonexistent.txt"], "--input=/nonexistent.txt does not"),
+])
+def test_tools_reject_bad_input_in_one_line(tmp_path, tool, args, message):
+  out = _cli(tool, f"--model={tmp_path}", *args)
   assert out.returncode == 2 and "Traceback" not in out.stderr
-  assert "neither a SavedModel nor a folder of versions" in out.stderr
+  assert message in out.stderr

@@ -26,6 +26,8 @@ flags.mark_flag_as_required("model")
 
 def main(argv):
   del argv
+  if _SAMPLES.value < 1:
+    raise UserError(f"--num_samples={_SAMPLES.value} must be at least 1")
   if _TEMPERATURE.value < 0:
     raise UserError(f"--temperature={_TEMPERATURE.value} must be >= 0")
   if _SEED.value is not None:

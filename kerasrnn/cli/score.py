@@ -7,6 +7,7 @@ Uses only TensorFlow and the SavedModel's `score` signature.
 """
 import json
 import math
+import os
 import sys
 
 from absl import flags
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from kerasrnn import cli
 from kerasrnn.cli import saved_model
+from kerasrnn.errors import UserError
 
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir or model base.")
 _INPUT = flags.DEFINE_string("input", "-", "Text file, one sentence per line "
@@ -26,9 +28,16 @@ flags.mark_flag_as_required("model")
 
 def main(argv):
   del argv
+  if _INPUT.value != "-" and not os.path.isfile(_INPUT.value):
+    raise UserError(f"--input={_INPUT.value} does not exist (use - for stdin)")
+  if _BATCH.value < 1:
+    raise UserError(f"--batch_size={_BATCH.value} must be at least 1")
   score = saved_model.load(_MODEL.value).signatures["score"]
   f = sys.stdin if _INPUT.value == "-" else open(_INPUT.value, encoding="utf-8")
-  lines = [line.rstrip("\n") for line in f]
+  try:
+    lines = [line.rstrip("\n") for line in f]
+  except UnicodeDecodeError as e:
+    raise UserError(f"{_INPUT.value} is not valid UTF-8 ({e.reason})") from None
   total_ll, total_tokens = 0.0, 0
   for i in range(0, len(lines), _BATCH.value):
     batch = lines[i:i + _BATCH.value]
