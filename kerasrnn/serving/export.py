@@ -12,15 +12,14 @@ import tensorflow as tf
 
 from kerasrnn.models import build_model
 from kerasrnn.serving import warmup
+from kerasrnn.serving.versions import versions
 from kerasrnn.serving.module import LanguageModelModule
 from kerasrnn.training import workdir as wd
 
 
 def next_version(export_base):
   """1 + the highest integer version directory under `export_base`."""
-  versions = [int(d) for d in os.listdir(export_base) if d.isdigit()] if (
-      os.path.isdir(export_base)) else []
-  return max(versions, default=0) + 1
+  return max(versions(export_base), default=0) + 1
 
 
 def load_module(workdir, top_k=10, max_new_tokens=200):
