@@ -7,10 +7,18 @@ Same flags and one-line JSON as the PyTorch reference
   python benchmarks/train_throughput.py --cell=gru --baseline
 
 It times `model.fit` of the model, loss (NLL summed over time), exact
-perplexity metric, clipping and optimizer that kerasrnn-train builds (stream
-mode: stateful, fixed batch), on random ids after warm-up. --baseline also
-times stock Keras (Embedding -> LSTM/GRU -> Dense, SparseCategoricalCrossentropy,
-SGD with global clipping) in the same process, for an in-run ratio.
+perplexity metric, clipping and optimizer that kerasrnn-train builds, after
+warm-up. Stream mode (stateful, fixed batch) runs on random ids, like the
+reference. Sentence mode runs on the first batches of the real PTB pipeline
+(shuffled, bucketed, masked; --data_dir or KERASRNN_DATA_DIR) and counts real
+target tokens only:
+
+  python benchmarks/train_throughput.py --mode=sentence --steps=300
+
+--evaluate times kerasrnn's evaluation pass (`evaluation.perplexity`) over the
+same batches instead of training. --baseline also times stock Keras
+(Embedding -> LSTM/GRU -> Dense, SparseCategoricalCrossentropy, SGD with
+global clipping, stream mode) in the same process, for an in-run ratio.
 """
 import json
 import os
@@ -34,6 +42,10 @@ _THREADS = flags.DEFINE_integer("threads", 0, "0: TensorFlow's default.")
 _BASELINE = flags.DEFINE_bool("baseline", False, "Also time stock Keras.")
 _MODE = flags.DEFINE_enum("mode", "stream", ["stream", "sentence"],
                           "kerasrnn's data layout to time.")
+_EVALUATE = flags.DEFINE_bool("evaluate", False,
+                              "Time evaluation instead of training.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None,
+                                "Sentence mode: folder with the PTB files.")
 _OVERRIDES = flags.DEFINE_multi_string(
     "set", [], "Config overrides field=value, e.g. --set=train.jit_compile=True")
 
@@ -46,6 +58,8 @@ def _config():
       "model.cell": _CELL.value, "model.hidden_size": _HIDDEN.value,
       "model.num_layers": _LAYERS.value, "data.batch_size": _BATCH.value,
       "data.num_steps": _STEPS_T.value, "data.mode": _MODE.value})
+  if _DATA_DIR.value:
+    config.data.dir = _DATA_DIR.value
   for item in _OVERRIDES.value:
     path, value = item.split("=", 1)
     config_lib.override(config, {path: json.loads(value.lower() if value in (
@@ -66,16 +80,39 @@ def _stock_model(keras):
   return model
 
 
-def _time_fit(model, tf):
+def _batches(config, tf):
+  """(dataset of warm-up + timed batches, vocabulary size)."""
+  from kerasrnn.data import pipelines  # pylint: disable=g-import-not-at-top
+  from kerasrnn.data.corpus import load_corpus  # pylint: disable=g-import-not-at-top
   n = _WARMUP.value + _STEPS.value
+  if config.data.mode == "sentence":
+    corpus = load_corpus(config.data)
+    ds = pipelines.make_dataset(config.data, corpus, "train", training=True)
+    batches = list(ds.take(n))
+    ds = tf.data.Dataset.from_generator(
+        lambda: iter(batches), output_signature=ds.element_spec)
+    return pipelines.prefetch(ds), len(corpus.vocab)
   ids = tf.random.stateless_uniform(
       [n, _BATCH.value, _STEPS_T.value + 1], seed=[0, 1], minval=1,
       maxval=_VOCAB.value, dtype=tf.int32)
   ds = tf.data.Dataset.from_tensor_slices((ids[..., :-1], ids[..., 1:]))
-  model.fit(ds.take(_WARMUP.value), epochs=1, verbose=0, shuffle=False)
-  start = time.perf_counter()
-  model.fit(ds.skip(_WARMUP.value), epochs=1, verbose=0, shuffle=False)
-  return time.perf_counter() - start
+  return pipelines.prefetch(ds), _VOCAB.value
+
+
+def _time(model, ds, tf):
+  """Seconds and real target tokens of the timed batches."""
+  from kerasrnn.training import evaluation  # pylint: disable=g-import-not-at-top
+  warmup, timed = ds.take(_WARMUP.value), ds.skip(_WARMUP.value)
+  tokens = sum(int(tf.math.count_nonzero(y)) for _, y in timed)
+  if _EVALUATE.value:
+    evaluation.perplexity(model, warmup)
+    start = time.perf_counter()
+    evaluation.perplexity(model, timed)
+  else:
+    model.fit(warmup, epochs=1, verbose=0, shuffle=False)
+    start = time.perf_counter()
+    model.fit(timed, epochs=1, verbose=0, shuffle=False)
+  return time.perf_counter() - start, tokens
 
 
 def main(argv):
@@ -85,21 +122,26 @@ def main(argv):
   if _THREADS.value:
     tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
   from kerasrnn.models import build_model  # pylint: disable=g-import-not-at-top
+  from kerasrnn import config as config_lib  # pylint: disable=g-import-not-at-top
   from kerasrnn.training.train import compile_model  # pylint: disable=g-import-not-at-top
+  if _BASELINE.value and (_MODE.value != "stream" or _EVALUATE.value):
+    raise app.UsageError("--baseline times stream-mode training only")
   config = _config()
   keras.utils.set_random_seed(0)
-  tokens = _STEPS.value * _BATCH.value * _STEPS_T.value
-  runs = {"kerasrnn": compile_model(build_model(config, _VOCAB.value), config)}
+  ds, vocab_size = _batches(config, tf)
+  runs = {"kerasrnn": compile_model(build_model(config, vocab_size), config)}
   if _BASELINE.value:
     runs["stock_keras"] = _stock_model(keras)
   result = {"framework": f"kerasrnn (keras {keras.__version__}, tf "
                          f"{tf.__version__})", "cell": _CELL.value,
             "hidden_size": _HIDDEN.value, "num_layers": _LAYERS.value,
             "batch_size": _BATCH.value, "num_steps": _STEPS_T.value,
-            "mode": _MODE.value, "overrides": _OVERRIDES.value,
+            "mode": _MODE.value, "evaluate": _EVALUATE.value,
+            "jit_compile": config_lib.jit_compile(config),
+            "overrides": _OVERRIDES.value,
             "threads": _THREADS.value or os.cpu_count()}
   for name, model in runs.items():
-    seconds = _time_fit(model, tf)
+    seconds, tokens = _time(model, ds, tf)
     key = "" if name == "kerasrnn" else f"{name}_"
     result[f"{key}tokens_per_second"] = round(tokens / seconds, 1)
     result[f"{key}ms_per_step"] = round(1000 * seconds / _STEPS.value, 2)

@@ -10,6 +10,7 @@ import json
 import os
 
 import ml_collections
+from ml_collections import config_dict
 
 from kerasrnn.errors import UserError
 
@@ -69,11 +70,21 @@ def base_config():
   train.decay = 2.0  # ... divide it by this every epoch (1 = constant).
   train.clip_norm = 5.0  # Global-norm clipping in paper terms (0 = off).
   train.eval_test_every_epoch = True  # Test perplexity per epoch (curves).
-  train.jit_compile = False
+  # XLA: None = auto, i.e. on in stream mode (fixed shapes: 1.2x faster
+  # training, 1.6x faster evaluation here) and off in sentence mode (each new
+  # batch shape would compile anew: 0.6x). See `jit_compile`.
+  train.jit_compile = config_dict.placeholder(bool)
   train.verbose = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line/epoch.
   train.distribute = "none"
   train.seed = 0
   return c
+
+
+def jit_compile(config):
+  """Whether to compile training and evaluation steps with XLA."""
+  if config.train.jit_compile is None:
+    return config.data.mode == "stream"
+  return bool(config.train.jit_compile)
 
 
 def _check(ok, message):

@@ -8,6 +8,7 @@ from kerasrnn.models import build_model
 from kerasrnn.models import rnn_layers
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.models.parameters import recurrent_parameters
+from kerasrnn.training.metrics import Perplexity
 from kerasrnn.training.metrics import SequenceLoss
 
 
@@ -92,3 +93,55 @@ def test_tied_embeddings_need_equal_sizes():
                                        "model.embedding_size": 8})
   with pytest.raises(ValueError, match="tie_embeddings"):
     config_lib.validate(config)
+
+
+def _one_sgd_step(model, x, y, **compile_kwargs):
+  """(logs, weight changes) of one SGD step.
+
+  The learning rate of 1,000 makes the changes (= 1,000 x gradients) large
+  against float32 rounding of the weights themselves.
+  """
+  before = model.get_weights()
+  model.compile(optimizer=keras.optimizers.SGD(1e3), **compile_kwargs)
+  logs = model.train_on_batch(x, y, return_dict=True)
+  return logs, [a - b for a, b in zip(model.get_weights(), before)]
+
+
+@pytest.mark.parametrize("mode,cell", [("stream", "lstm"), ("stream", "gru"),
+                                       ("sentence", "lstm")])
+def test_fused_step_equals_the_plain_keras_step(mode, cell):
+  # The product's step (one NLL shared by loss and perplexity, XLA when
+  # config_lib.jit_compile says so) against plain Keras (compiled loss +
+  # compiled metric, no XLA), on the same weights and batch.
+  config = smoke_config("", overrides={"data.mode": mode, "model.cell": cell,
+                                       "model.num_layers": 2})
+  fast = build_model(config, 30)
+  twin = build_model(config, 30)
+  twin.set_weights(fast.get_weights())
+  plain = keras.Model(twin.inputs, twin.outputs)
+  rng = np.random.default_rng(0)
+  shape = (config.data.batch_size, config.data.num_steps)
+  y = rng.integers(1, 30, shape).astype(np.int32)
+  if mode == "sentence":
+    y[np.arange(shape[1]) >= rng.integers(1, shape[1], (shape[0], 1))] = 0
+  x = np.where(y > 0, np.roll(y, 1, axis=1), 0).astype(np.int32)
+  x[:, 0] = 2
+  got, got_step = _one_sgd_step(fast, x, y,
+                                jit_compile=config_lib.jit_compile(config))
+  want, want_step = _one_sgd_step(plain, x, y, loss=SequenceLoss(),
+                                   metrics=[Perplexity()], jit_compile=False)
+  np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-6)
+  np.testing.assert_allclose(got["perplexity"], want["perplexity"], rtol=1e-6)
+  assert len(got_step) == len(want_step) == len(fast.weights)
+  for g, w in zip(got_step, want_step):
+    assert np.abs(w).max() > 0
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6 * np.abs(w).max())
+
+
+def test_jit_compile_is_auto_by_mode_unless_set():
+  config = smoke_config("")
+  assert config.train.jit_compile is None and config_lib.jit_compile(config)
+  config.data.mode = "sentence"
+  assert not config_lib.jit_compile(config)
+  config.train.jit_compile = True
+  assert config_lib.jit_compile(config)

@@ -6,6 +6,35 @@ after the embedding and after every recurrent layer.
 import keras
 from keras import ops
 
+from kerasrnn.training.metrics import Perplexity
+from kerasrnn.training.metrics import sequence_loss
+from kerasrnn.training.metrics import token_nll
+
+
+class LanguageModel(keras.Model):
+  """A functional Keras model whose loss and perplexity share one softmax.
+
+  Compiled with a Keras loss and a Keras metric, every step would compute
+  the vocabulary-wide log-softmax twice (once for each). `compute_loss`
+  computes the per-token NLL once and feeds both Zaremba et al.'s loss
+  (`sequence_loss`) and the exact `perplexity` metric; `compile` it with an
+  optimizer only. Weights and layers are those of the plain functional model.
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.perplexity = Perplexity()
+
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                   training=True):
+    del x, training
+    if sample_weight is not None:
+      raise ValueError("LanguageModel weights tokens by their targets "
+                       "(0 = padding); it takes no sample_weight")
+    nll = token_nll(y, y_pred)
+    self.perplexity.update_from_nll(y, nll)
+    return sequence_loss(nll)
+
 
 class Logits(keras.layers.Layer):
   """Projects hidden states to vocabulary logits, optionally tied.
@@ -85,7 +114,7 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto"):
       of graphs that must run anywhere (exports).
 
   Returns:
-    An uncompiled `keras.Model` mapping <int32>[batch, time] ids to
+    An uncompiled `LanguageModel` mapping <int32>[batch, time] ids to
     <float32>[batch, time, vocab_size] logits.
   """
   m = config.model
@@ -118,4 +147,4 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto"):
   logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
                   kernel_initializer=init(), bias_initializer=init() or "zeros",
                   name="logits")(x)
-  return keras.Model(inputs, logits, name=f"{m.cell}_language_model")
+  return LanguageModel(inputs, logits, name=f"{m.cell}_language_model")

@@ -1,6 +1,4 @@
 """Exact perplexity of a model over a dataset, and of a trained workdir."""
-import tensorflow as tf
-
 from kerasrnn import config as config_lib
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import SPLITS
@@ -9,25 +7,19 @@ from kerasrnn.errors import UserError
 from kerasrnn.models import build_model
 from kerasrnn.training import workdir as workdir_lib
 from kerasrnn.training.callbacks import reset_states
-from kerasrnn.training.metrics import Perplexity
 
 
 def perplexity(model, dataset):
-  """Returns (perplexity, target tokens) of `model` over `dataset`.
+  """Returns (perplexity, target tokens) of a compiled model over `dataset`.
 
-  Stateful layers start from zero state and carry it across batches, as in
-  training; dropout is off.
+  `model` is a compiled `LanguageModel`; this is Keras's `evaluate`, so the
+  compiled test step (XLA under train.jit_compile) and the model's exact
+  perplexity metric do the work. Stateful layers start from zero state and
+  carry it across batches, as in training; dropout is off.
   """
   reset_states(model)
-  metric = Perplexity()
-
-  @tf.function(reduce_retracing=True)
-  def step(x, y):
-    metric.update_state(y, model(x, training=False))
-
-  for x, y in dataset:
-    step(x, y)
-  return float(metric.result()), int(metric.count.numpy())
+  logs = model.evaluate(dataset, verbose=0, return_dict=True)
+  return float(logs["perplexity"]), int(model.perplexity.count.numpy())
 
 
 def evaluate(workdir, split="test", batch_size=None, mode=None):
@@ -55,6 +47,7 @@ def evaluate(workdir, split="test", batch_size=None, mode=None):
   corpus = load_corpus(config.data, vocab)
   model = build_model(config, len(vocab))
   model.load_weights(workdir_lib.best_weights(workdir))
+  model.compile(jit_compile=config_lib.jit_compile(config))
   ppl, tokens = perplexity(
       model, pipelines.make_dataset(config.data, corpus, split))
   return {"split": split, "mode": config.data.mode,

@@ -24,6 +24,11 @@ def token_nll(targets, logits):
   return nll * ops.cast(ops.not_equal(targets, 0), nll.dtype)
 
 
+def sequence_loss(nll):
+  """Zaremba et al.'s loss from `token_nll`: summed over time, mean over rows."""
+  return ops.mean(ops.sum(nll, axis=-1))
+
+
 class SequenceLoss(keras.losses.Loss):
   """The loss of Zaremba et al.: NLL summed over time, averaged over rows.
 
@@ -55,11 +60,14 @@ class Perplexity(keras.metrics.Metric):
                                    aggregation="sum")
 
   def update_state(self, y_true, y_pred, sample_weight=None):
+    self.update_from_nll(y_true, token_nll(y_true, y_pred), sample_weight)
+
+  def update_from_nll(self, y_true, nll, sample_weight=None):
+    """Like `update_state`, from `token_nll(y_true, y_pred)` already computed."""
     weights = ops.cast(ops.not_equal(ops.cast(y_true, "int32"), 0), "float64")
     if sample_weight is not None:
       weights = weights * ops.cast(sample_weight, "float64")
-    nll = ops.cast(token_nll(y_true, y_pred), "float64")
-    self.total_nll.assign_add(ops.sum(nll * weights))
+    self.total_nll.assign_add(ops.sum(ops.cast(nll, "float64") * weights))
     self.count.assign_add(ops.sum(weights))
 
   def result(self):

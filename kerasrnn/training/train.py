@@ -13,8 +13,6 @@ from kerasrnn.models.parameters import model_parameters
 from kerasrnn.training import callbacks as cb
 from kerasrnn.training import evaluation
 from kerasrnn.training import workdir as wd
-from kerasrnn.training.metrics import Perplexity
-from kerasrnn.training.metrics import SequenceLoss
 
 
 def learning_rate_schedule(train):
@@ -36,8 +34,9 @@ def make_optimizer(train):
 
 
 def compile_model(model, config):
-  model.compile(optimizer=make_optimizer(config.train), loss=SequenceLoss(),
-                metrics=[Perplexity()], jit_compile=config.train.jit_compile)
+  """Compiles a `LanguageModel`: it brings its own loss and perplexity."""
+  model.compile(optimizer=make_optimizer(config.train),
+                jit_compile=config_lib.jit_compile(config))
   return model
 
 

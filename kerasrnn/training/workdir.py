@@ -14,9 +14,9 @@ from kerasrnn.errors import UserError
 from kerasrnn.training.callbacks import write_atomically
 
 
-# Fields that change what a run shows, not what it computes: a run may resume
-# with other values.
-DISPLAY_ONLY = ("train.verbose:",)
+# Fields that change how a run shows or how fast it goes, not what it
+# computes: a run may resume with other values.
+NOT_RESULTS = ("train.verbose:", "train.jit_compile:")
 
 
 def path(workdir, name):
@@ -36,7 +36,7 @@ def check(workdir, config):
     stored = json.load(f)
   diff = [d for d in config_lib.differences(
       stored, json.loads(config_lib.to_json(config)))
-            if not d.startswith(DISPLAY_ONLY)]
+            if not d.startswith(NOT_RESULTS)]
   if diff:
     raise UserError(f"workdir {workdir} holds a run with a different config "
                     f"({'; '.join(diff[:3])}); use a new --workdir or the "
