@@ -6,6 +6,7 @@ after the embedding and after every recurrent layer.
 import keras
 from keras import ops
 
+from kerasrnn.models import recurrent
 from kerasrnn.training.metrics import Perplexity
 from kerasrnn.training.metrics import sequence_loss
 from kerasrnn.training.metrics import token_nll
@@ -138,11 +139,10 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto"):
       kwargs.update(kernel_initializer=init(), recurrent_initializer=init(),
                     bias_initializer=init())
     if m.cell == "lstm":
-      layer = keras.layers.LSTM(m.hidden_size, unit_forget_bias=False,
-                                **kwargs)
+      layer = recurrent.LSTM(m.hidden_size, unit_forget_bias=False, **kwargs)
     else:
-      layer = keras.layers.GRU(m.hidden_size, reset_after=m.gru_reset_after,
-                               **kwargs)
+      layer = recurrent.GRU(m.hidden_size, reset_after=m.gru_reset_after,
+                            **kwargs)
     x = keras.layers.Dropout(m.dropout, name=f"dropout_{i}")(layer(x))
   logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
                   kernel_initializer=init(), bias_initializer=init() or "zeros",

@@ -1,0 +1,101 @@
+"""Keras's LSTM and GRU with the input projection hoisted out of the time loop.
+
+The stock layers multiply each step's input by the input kernel inside the
+loop: per layer and step one small [batch, units] matmul forward and two
+backward. These subclasses project the whole [batch, time, features] sequence
+with one matmul first, so only the recurrent matmul stays in the loop (the
+loop is the same `keras.ops` code, masking and state included).
+
+Weights, their names and their saved layout are the stock layers' (the
+classes keep the names `LSTM` and `GRU`, which Keras uses as keys in
+.weights.h5 files), so checkpoints move freely between the two. Where the
+stock layer would take its own fast path (cuDNN on a GPU) or needs per-step
+inputs (dropout inside the cell), it is used unchanged.
+"""
+import keras
+from keras import ops
+# The time loop of Keras's own RNN layers (masking, unrolling, state); not
+# re-exported publicly, so taken from where keras.layers.RNN takes it.
+from keras.src import backend as keras_backend
+import tensorflow as tf
+
+
+def _stock_path(layer):
+  if layer.dropout or layer.recurrent_dropout:
+    return True
+  return layer.use_cudnn is not False and bool(
+      tf.config.list_logical_devices("GPU"))
+
+
+def _loop(layer, step, projected, initial_state, mask):
+  return keras_backend.rnn(
+      step, projected, list(initial_state), go_backwards=layer.go_backwards,
+      mask=mask, unroll=layer.unroll, input_length=projected.shape[1],
+      zero_output_for_mask=layer.zero_output_for_mask,
+      return_all_outputs=layer.return_sequences)
+
+
+class LSTM(keras.layers.LSTM):
+  """`keras.layers.LSTM` (implementation 2) with hoisted input projection."""
+
+  def inner_loop(self, sequences, initial_state, mask, training=False):
+    if _stock_path(self):
+      return super().inner_loop(sequences, initial_state, mask, training)
+    cell = self.cell
+    projected = ops.matmul(sequences, cell.kernel)
+    if cell.use_bias:
+      projected = projected + cell.bias
+
+    def step(x, states):
+      h_tm1, c_tm1 = states
+      z = x + ops.matmul(h_tm1, cell.recurrent_kernel)
+      z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+      i = cell.recurrent_activation(z_i)
+      f = cell.recurrent_activation(z_f)
+      c = f * c_tm1 + i * cell.activation(z_c)
+      h = cell.recurrent_activation(z_o) * cell.activation(c)
+      return h, [h, c]
+
+    mask = mask[0] if isinstance(mask, (list, tuple)) else mask
+    return _loop(self, step, projected, initial_state, mask)
+
+
+class GRU(keras.layers.GRU):
+  """`keras.layers.GRU` (implementation 2, both reset_after) likewise."""
+
+  def inner_loop(self, sequences, initial_state, mask, training=False):
+    if _stock_path(self):
+      return super().inner_loop(sequences, initial_state, mask, training)
+    cell, units = self.cell, self.units
+    input_bias = recurrent_bias = None
+    if cell.use_bias:
+      if cell.reset_after:
+        input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
+      else:
+        input_bias = cell.bias
+    projected = ops.matmul(sequences, cell.kernel)
+    if input_bias is not None:
+      projected = projected + input_bias
+
+    def step(x, states):
+      h_tm1 = states[0]
+      x_z, x_r, x_h = ops.split(x, 3, axis=-1)
+      if cell.reset_after:
+        inner = ops.matmul(h_tm1, cell.recurrent_kernel)
+        if recurrent_bias is not None:
+          inner = inner + recurrent_bias
+      else:
+        inner = ops.matmul(h_tm1, cell.recurrent_kernel[:, :2 * units])
+      z = cell.recurrent_activation(x_z + inner[:, :units])
+      r = cell.recurrent_activation(x_r + inner[:, units:2 * units])
+      if cell.reset_after:
+        recurrent_h = r * inner[:, 2 * units:]
+      else:
+        recurrent_h = ops.matmul(r * h_tm1, cell.recurrent_kernel[:, 2 * units:])
+      h = z * h_tm1 + (1 - z) * cell.activation(x_h + recurrent_h)
+      return h, [h]
+
+    if isinstance(initial_state, (list, tuple)):
+      initial_state = initial_state[0]
+    mask = mask[0] if isinstance(mask, (list, tuple)) else mask
+    return _loop(self, step, projected, [initial_state], mask)

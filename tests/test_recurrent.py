@@ -1,0 +1,71 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasrnn.models import recurrent
+
+LAYERS = {
+    "lstm": (keras.layers.LSTM, recurrent.LSTM, {}),
+    "gru": (keras.layers.GRU, recurrent.GRU, {}),
+    "gru_reset_before": (keras.layers.GRU, recurrent.GRU,
+                         {"reset_after": False}),
+}
+
+
+def _pair(name, **kwargs):
+  stock_cls, hoisted_cls, extra = LAYERS[name]
+  kwargs = dict(extra, return_sequences=True, use_cudnn=False, **kwargs)
+  init = keras.initializers.RandomUniform(-0.5, 0.5, seed=1)
+  stock = stock_cls(8, kernel_initializer=init, recurrent_initializer=init,
+                    bias_initializer=init, **kwargs)
+  hoisted = hoisted_cls(8, **kwargs)
+  return stock, hoisted
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("unroll", [False, True])
+def test_outputs_and_gradients_equal_the_stock_layer(name, unroll):
+  stock, hoisted = _pair(name, unroll=unroll)
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.normal(size=(3, 5, 6)), tf.float32)
+  mask = tf.constant(np.arange(5) < np.array([[5], [2], [4]]))
+  stock.build(x.shape)
+  hoisted.build(x.shape)
+  hoisted.set_weights(stock.get_weights())
+  results = []
+  for layer in (stock, hoisted):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = layer(x, mask=mask)
+      loss = tf.reduce_sum(y * tf.cos(tf.range(8, dtype=tf.float32)))
+    results.append([y] + tape.gradient(loss, [x] + layer.trainable_weights))
+  for got, want in zip(results[1], results[0]):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5,
+                               atol=1e-6)
+  # Masked steps repeat the last real output, as in the stock layer.
+  y = results[1][0].numpy()
+  np.testing.assert_array_equal(y[1, 2:], np.repeat(y[1, 1:2], 3, axis=0))
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_stateful_state_carries_over_like_the_stock_layer(name):
+  stock, hoisted = _pair(name, stateful=True, unroll=True)
+  x = np.random.default_rng(1).normal(size=(2, 4, 6)).astype(np.float32)
+  stock.build(x.shape)
+  hoisted.build(x.shape)
+  hoisted.set_weights(stock.get_weights())
+  for _ in range(2):
+    np.testing.assert_allclose(hoisted(x).numpy(), stock(x).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoints_load_both_ways(tmp_path):
+  def model(cls):
+    inputs = keras.Input((None, 6))
+    return keras.Model(inputs, cls(8, use_cudnn=False)(inputs))
+  stock, hoisted = model(keras.layers.LSTM), model(recurrent.LSTM)
+  stock.save_weights(tmp_path / "stock.weights.h5")
+  hoisted.load_weights(tmp_path / "stock.weights.h5")
+  for a, b in zip(hoisted.get_weights(), stock.get_weights()):
+    np.testing.assert_array_equal(a, b)
