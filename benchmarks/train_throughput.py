@@ -46,6 +46,11 @@ _EVALUATE = flags.DEFINE_bool("evaluate", False,
                               "Time evaluation instead of training.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,
                                 "Sentence mode: folder with the PTB files.")
+_WITHOUT = flags.DEFINE_multi_enum(
+    "without", [], ["fused_loss", "hoisted_projection"],
+    "Ablations, to measure what each optimisation gives: fused_loss compiles "
+    "a plain Keras loss and metric (the softmax computed twice), "
+    "hoisted_projection uses keras.layers.LSTM/GRU as they are.")
 _OVERRIDES = flags.DEFINE_multi_string(
     "set", [], "Config overrides field=value, e.g. --set=train.jit_compile=True")
 
@@ -129,7 +134,23 @@ def main(argv):
   config = _config()
   keras.utils.set_random_seed(0)
   ds, vocab_size = _batches(config, tf)
-  runs = {"kerasrnn": compile_model(build_model(config, vocab_size), config)}
+  if "hoisted_projection" in _WITHOUT.value:
+    from kerasrnn.models import recurrent  # pylint: disable=g-import-not-at-top
+    recurrent.LSTM, recurrent.GRU = keras.layers.LSTM, keras.layers.GRU
+  model = build_model(config, vocab_size)
+  if "fused_loss" in _WITHOUT.value:
+    from kerasrnn.training import metrics  # pylint: disable=g-import-not-at-top
+    from kerasrnn.training.train import make_optimizer  # pylint: disable=g-import-not-at-top
+    plain = keras.Model(model.inputs, model.outputs)
+    perplexity = metrics.Perplexity()
+    plain.compile(optimizer=make_optimizer(config.train),
+                  loss=metrics.SequenceLoss(), metrics=[perplexity],
+                  jit_compile=config_lib.jit_compile(config))
+    plain.perplexity = perplexity  # evaluation.perplexity reads its count.
+    model = plain
+  else:
+    compile_model(model, config)
+  runs = {"kerasrnn": model}
   if _BASELINE.value:
     runs["stock_keras"] = _stock_model(keras)
   result = {"framework": f"kerasrnn (keras {keras.__version__}, tf "
@@ -138,7 +159,7 @@ def main(argv):
             "batch_size": _BATCH.value, "num_steps": _STEPS_T.value,
             "mode": _MODE.value, "evaluate": _EVALUATE.value,
             "jit_compile": config_lib.jit_compile(config),
-            "overrides": _OVERRIDES.value,
+            "without": _WITHOUT.value, "overrides": _OVERRIDES.value,
             "threads": _THREADS.value or os.cpu_count()}
   for name, model in runs.items():
     seconds, tokens = _time(model, ds, tf)

@@ -6,11 +6,12 @@ from kerasrnn.errors import UserError
 from kerasrnn.training import workdir as wd
 
 
-def test_check_accepts_the_same_run_and_other_verbosity(tmp_path):
+def test_check_accepts_the_same_run_and_other_verbosity_or_xla(tmp_path):
   config = smoke_config("")
   assert not wd.check(str(tmp_path), config)
   wd.claim(str(tmp_path), config, Vocabulary.build([["a"]]))
   config.train.verbose = 2
+  config.train.jit_compile = False
   assert wd.check(str(tmp_path), config)
 
 
