@@ -77,3 +77,14 @@ def test_plots_are_written_per_run_and_for_comparison(runs, tmp_path):
 def test_no_runs_is_a_clear_error(tmp_path):
   with pytest.raises(UserError, match="no kerasrnn runs"):
     report.write_report(str(tmp_path / "nothing*"), str(tmp_path / "out"))
+
+
+def test_a_copied_run_needs_vocab_txt_or_results_json(runs, tmp_path):
+  finished, running = os.path.join(runs, "lstm"), os.path.join(runs, "gru_running")
+  wd.write_json(finished, "results.json", {"epochs": 3, "vocab_size": 6})
+  os.remove(os.path.join(finished, "vocab.txt"))
+  os.remove(os.path.join(running, "vocab.txt"))
+  with pytest.raises(UserError, match="neither vocab.txt nor results.json"):
+    report.write_report(running, str(tmp_path / "a"))
+  rows = report.write_report(finished, str(tmp_path / "b"))
+  assert rows[0]["parameters"] == 6 * 16 + 4 * (16 * 16 * 2 + 16) + 16 * 6 + 6

@@ -67,10 +67,16 @@ def load_run(path):
     raise UserError(f"{path} is not a kerasrnn workdir (no config.json)")
   history = [{k: float(v) for k, v in r.items()}
              for r in read_history(wd.path(path, "history.csv"))]
-  with open(wd.path(path, "vocab.txt"), encoding="utf-8") as f:
-    vocab_size = sum(1 for _ in f)
-  return Run(path, config, history,
-             os.path.exists(wd.path(path, "results.json")), vocab_size)
+  results = wd.read_json(path, "results.json")
+  if results and "vocab_size" in results:
+    vocab_size = results["vocab_size"]
+  elif os.path.exists(wd.path(path, "vocab.txt")):
+    with open(wd.path(path, "vocab.txt"), encoding="utf-8") as f:
+      vocab_size = sum(1 for _ in f)
+  else:
+    raise UserError(f"{path} has neither vocab.txt nor results.json: copy "
+                    "one of them from the run's workdir")
+  return Run(path, config, history, results is not None, vocab_size)
 
 
 def find_runs(patterns):
