@@ -81,9 +81,9 @@ def test_evaluate_of_a_non_workdir_is_one_line(tmp_path):
   assert "not a kerasrnn workdir" in line
 
 
-def test_distribution_that_is_not_built_is_refused(tmp_path, tiny_dir):
+def test_stateful_stream_mode_is_not_distributed(tmp_path, tiny_dir):
   line = _error_line(_run("train", "--config=configs/smoke.py",
                           f"--config.data.dir={tiny_dir}",
                           "--config.train.distribute=mirrored",
                           f"--workdir={tmp_path / 'run'}"))
-  assert "train.distribute='mirrored' is not supported yet" in line
+  assert "train.distribute='mirrored' needs data.mode=sentence" in line

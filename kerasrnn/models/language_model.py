@@ -7,8 +7,8 @@ import keras
 from keras import ops
 
 from kerasrnn.models import recurrent
+from kerasrnn.training.distribute import global_sum
 from kerasrnn.training.metrics import Perplexity
-from kerasrnn.training.metrics import sequence_loss
 from kerasrnn.training.metrics import token_nll
 
 
@@ -18,7 +18,8 @@ class LanguageModel(keras.Model):
   Compiled with a Keras loss and a Keras metric, every step would compute
   the vocabulary-wide log-softmax twice (once for each). `compute_loss`
   computes the per-token NLL once and feeds both Zaremba et al.'s loss
-  (`sequence_loss`) and the exact `perplexity` metric; `compile` it with an
+  (as `metrics.SequenceLoss`: summed over time, averaged over rows) and the
+  exact `perplexity` metric; `compile` it with an
   optimizer only. Weights and layers are those of the plain functional model.
   """
 
@@ -34,7 +35,11 @@ class LanguageModel(keras.Model):
                        "(0 = padding); it takes no sample_weight")
     nll = token_nll(y, y_pred)
     self.perplexity.update_from_nll(y, nll)
-    return sequence_loss(nll)
+    # Under tf.distribute each replica returns its share of the global loss
+    # (its NLL sum over all replicas' rows), so the summed gradients are
+    # exactly the single-device ones, however a batch splits.
+    rows = global_sum(ops.cast(ops.shape(nll)[0], nll.dtype))
+    return ops.divide_no_nan(ops.sum(nll), rows)
 
 
 class Logits(keras.layers.Layer):

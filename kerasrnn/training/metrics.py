@@ -24,11 +24,6 @@ def token_nll(targets, logits):
   return nll * ops.cast(ops.not_equal(targets, 0), nll.dtype)
 
 
-def sequence_loss(nll):
-  """Zaremba et al.'s loss from `token_nll`: summed over time, mean over rows."""
-  return ops.mean(ops.sum(nll, axis=-1))
-
-
 class SequenceLoss(keras.losses.Loss):
   """The loss of Zaremba et al.: NLL summed over time, averaged over rows.
 

@@ -11,6 +11,7 @@ from kerasrnn.data.corpus import load_corpus
 from kerasrnn.models import build_model
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.training import callbacks as cb
+from kerasrnn.training import distribute
 from kerasrnn.training import evaluation
 from kerasrnn.training import workdir as wd
 
@@ -74,7 +75,8 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   datasets = {s: pipelines.make_dataset(config.data, corpus, s,
                                         training=(s == "train"))
               for s in corpus.splits}
-  model = compile_model(build_model(config, len(corpus.vocab)), config)
+  with distribute.strategy(config.train).scope():
+    model = compile_model(build_model(config, len(corpus.vocab)), config)
   _log_parameters(model, config, len(corpus.vocab))
 
   callbacks = [
