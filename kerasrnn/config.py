@@ -131,13 +131,13 @@ def validate(config):
   embedding = m.embedding_size or m.hidden_size
   _check(not m.tie_embeddings or embedding == m.hidden_size,
          "config model.tie_embeddings needs embedding_size == hidden_size")
-  _check(t.distribute != "multi_worker",
-         "config train.distribute='multi_worker' is not supported yet; use "
-         "train.distribute=mirrored for the devices of one machine")
   _check(t.distribute == "none" or d.mode == "sentence",
          f"config train.distribute={t.distribute!r} needs data.mode=sentence: "
          "stream mode's stateful layers keep one state row per row of the "
          "global batch, which replicas cannot split")
+  _check(t.distribute == "none",
+         f"config train.distribute={t.distribute!r} is not supported yet; "
+         "train on one machine with train.distribute=none")
   _check(d.source != "tfds" or d.tfds_name,
          "config data.source=tfds needs data.tfds_name (e.g. lm1b)")
   return config

@@ -1,19 +1,9 @@
-"""The `tf.distribute` strategy a run trains under (train.distribute)."""
+"""Helpers for training under `tf.distribute` (train.distribute, not built yet).
+
+The loss of `LanguageModel` already uses `global_sum`, so that each replica's
+loss will be its share of the global batch's loss.
+"""
 import tensorflow as tf
-
-
-def strategy(train):
-  """The strategy named by train.distribute.
-
-  'mirrored': MirroredStrategy over every local GPU or, with none, every
-  logical CPU device (one on a plain machine; tests split the CPU in two).
-  'none': the default, one-device strategy.
-  """
-  if train.distribute == "mirrored":
-    devices = (tf.config.list_logical_devices("GPU") or
-               tf.config.list_logical_devices("CPU"))
-    return tf.distribute.MirroredStrategy([d.name for d in devices])
-  return tf.distribute.get_strategy()
 
 
 def global_sum(value):

@@ -11,7 +11,6 @@ from kerasrnn.data.corpus import load_corpus
 from kerasrnn.models import build_model
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.training import callbacks as cb
-from kerasrnn.training import distribute
 from kerasrnn.training import evaluation
 from kerasrnn.training import workdir as wd
 
@@ -75,8 +74,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   datasets = {s: pipelines.make_dataset(config.data, corpus, s,
                                         training=(s == "train"))
               for s in corpus.splits}
-  with distribute.strategy(config.train).scope():
-    model = compile_model(build_model(config, len(corpus.vocab)), config)
+  model = compile_model(build_model(config, len(corpus.vocab)), config)
   _log_parameters(model, config, len(corpus.vocab))
 
   callbacks = [
