@@ -70,9 +70,9 @@ def base_config():
   train.decay = 2.0  # ... divide it by this every epoch (1 = constant).
   train.clip_norm = 5.0  # Global-norm clipping in paper terms (0 = off).
   train.eval_test_every_epoch = True  # Test perplexity per epoch (curves).
-  # XLA: None = auto, i.e. on in stream mode (fixed shapes: 1.2x faster
-  # training, 1.6x faster evaluation here) and off in sentence mode (each new
-  # batch shape would compile anew: 0.6x). See `jit_compile`.
+  # XLA: None = auto, i.e. on in stream mode (fixed shapes) and off in
+  # sentence mode (each new batch shape would compile anew, which measured
+  # slower); see `jit_compile` and docs/results.md#training-speed.
   train.jit_compile = config_dict.placeholder(bool)
   train.verbose = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line/epoch.
   train.distribute = "none"

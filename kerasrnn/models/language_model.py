@@ -19,8 +19,8 @@ class LanguageModel(keras.Model):
   the vocabulary-wide log-softmax twice (once for each). `compute_loss`
   computes the per-token NLL once and feeds both Zaremba et al.'s loss
   (as `metrics.SequenceLoss`: summed over time, averaged over rows) and the
-  exact `perplexity` metric; `compile` it with an
-  optimizer only. Weights and layers are those of the plain functional model.
+  exact `perplexity` metric; `compile` it with an optimizer only. Weights
+  and layers are those of the plain functional model.
   """
 
   def __init__(self, *args, **kwargs):
