@@ -28,6 +28,7 @@ def _stock_path(layer):
 
 
 def _loop(layer, step, projected, initial_state, mask):
+  mask = mask[0] if isinstance(mask, (list, tuple)) else mask
   return keras_backend.rnn(
       step, projected, list(initial_state), go_backwards=layer.go_backwards,
       mask=mask, unroll=layer.unroll, input_length=projected.shape[1],
@@ -56,7 +57,6 @@ class LSTM(keras.layers.LSTM):
       h = cell.recurrent_activation(z_o) * cell.activation(c)
       return h, [h, c]
 
-    mask = mask[0] if isinstance(mask, (list, tuple)) else mask
     return _loop(self, step, projected, initial_state, mask)
 
 
@@ -97,5 +97,4 @@ class GRU(keras.layers.GRU):
 
     if isinstance(initial_state, (list, tuple)):
       initial_state = initial_state[0]
-    mask = mask[0] if isinstance(mask, (list, tuple)) else mask
     return _loop(self, step, projected, [initial_state], mask)
