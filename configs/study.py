@@ -47,4 +47,5 @@ def get_config(variant=None):
   c.train.decay_after = 4
   c.train.decay = 2.0
   c.train.clip_norm = 5.0
+  c.train.verbose = 2  # one line per epoch: the runs are long, logs stay short
   return config_lib.apply_variant(c, variant, VARIANTS)

@@ -75,6 +75,8 @@ def base_config():
   # slower); see `jit_compile` and docs/results.md#training-speed.
   train.jit_compile = config_dict.placeholder(bool)
   train.verbose = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line/epoch.
+  # none | mirrored (this machine's GPUs) | multi_worker (TF_CONFIG);
+  # sentence mode only. See kerasrnn.training.distribute.
   train.distribute = "none"
   train.seed = 0
   return c
@@ -135,9 +137,9 @@ def validate(config):
          f"config train.distribute={t.distribute!r} needs data.mode=sentence: "
          "stream mode's stateful layers keep one state row per row of the "
          "global batch, which replicas cannot split")
-  _check(t.distribute == "none",
-         f"config train.distribute={t.distribute!r} is not supported yet; "
-         "train on one machine with train.distribute=none")
+  _check(t.distribute == "none" or not t.jit_compile,
+         f"config train.jit_compile=True is not supported with "
+         f"train.distribute={t.distribute!r}; leave train.jit_compile unset")
   _check(d.source != "tfds" or d.tfds_name,
          "config data.source=tfds needs data.tfds_name (e.g. lm1b)")
   return config

@@ -5,9 +5,10 @@ after the embedding and after every recurrent layer.
 """
 import keras
 from keras import ops
+import tensorflow as tf
 
 from kerasrnn.models import recurrent
-from kerasrnn.training.distribute import global_sum
+from kerasrnn.training import distribute
 from kerasrnn.training.metrics import Perplexity
 from kerasrnn.training.metrics import token_nll
 
@@ -38,8 +39,57 @@ class LanguageModel(keras.Model):
     # Under tf.distribute each replica returns its share of the global loss
     # (its NLL sum over all replicas' rows), so the summed gradients are
     # exactly the single-device ones, however a batch splits.
-    rows = global_sum(ops.cast(ops.shape(nll)[0], nll.dtype))
+    rows = distribute.global_sum(ops.cast(ops.shape(nll)[0], nll.dtype))
     return ops.divide_no_nan(ops.sum(nll), rows)
+
+  # The steps are Keras's TensorFlow steps, with three changes that only
+  # matter under tf.distribute (on one device they compute the same):
+  # gradients are clipped as one device would clip them, the logged loss is
+  # the global batch's, and the logs are [1]-shaped for multi-worker
+  # strategies (Keras 3 reduces those logs along axis 0).
+
+  def train_step(self, data):
+    x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+    with tf.GradientTape() as tape:
+      y_pred = self(x, training=True)
+      loss = self.compute_loss(y=y, y_pred=y_pred, sample_weight=weights)
+    self._track_loss(loss, y)
+    gradients = distribute.clip_like_one_device(
+        tape.gradient(loss, self.trainable_weights),
+        self.optimizer.global_clipnorm)
+    self.optimizer.apply(gradients, self.trainable_weights)
+    return self._logs()
+
+  def test_step(self, data):
+    x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+    loss = self.compute_loss(y=y, y_pred=self(x, training=False),
+                             sample_weight=weights)
+    self._track_loss(loss, y)
+    return self._logs()
+
+  def _track_loss(self, loss, y):
+    # `loss` is this replica's share of the global loss; weighted by its own
+    # rows, the Mean tracker's sums over replicas give the global loss.
+    rows = ops.cast(ops.shape(y)[0], loss.dtype)
+    global_rows = distribute.global_sum(rows)
+    self._loss_tracker.update_state(
+        ops.divide_no_nan(loss * global_rows, rows), sample_weight=rows)
+
+  def _logs(self):
+    logs = self.get_metrics_result()
+    if distribute.is_multi_worker(self.distribute_strategy):
+      logs = {k: ops.reshape(v, [1]) for k, v in logs.items()}
+    return logs
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    # Under a strategy Keras 3 pulls one batch from a fresh iterator (an
+    # extra pass's shuffle: another epoch order than on one device) and
+    # reduces it with a call that multi-worker strategies reject, only to
+    # build state this functional model has from birth; build the rest
+    # (the optimizer's slots) without data.
+    del iterator, data_batch
+    with self.distribute_strategy.scope():
+      self._symbolic_build(data_batch=None)
 
 
 class Logits(keras.layers.Layer):

@@ -1,9 +1,102 @@
-"""Helpers for training under `tf.distribute` (train.distribute, not built yet).
+"""Data-parallel training on `tf.distribute` (config `train.distribute`).
 
-The loss of `LanguageModel` already uses `global_sum`, so that each replica's
-loss will be its share of the global batch's loss.
+- none: TensorFlow's default strategy (one device).
+- mirrored: `MirroredStrategy` over this machine's GPUs (or, without GPUs,
+  its logical CPU devices: one unless configured otherwise).
+- multi_worker: `MultiWorkerMirroredStrategy` across the machines that
+  `TF_CONFIG` names; every worker runs the same command.
+
+Keras's `fit` runs the steps; kerasrnn adds what exactness needs: the loss of
+each replica is its share of the *global* batch's loss (`global_sum` of the
+rows), so the summed gradients are the one-device gradients however a batch
+splits, and `clip_like_one_device` clips by the norm of that sum.
 """
+import contextlib
+import json
+import os
+import re
+
 import tensorflow as tf
+
+from kerasrnn.errors import UserError
+
+
+def make_strategy(name):
+  """The `tf.distribute.Strategy` that `train.distribute=name` asks for.
+
+  Creates collective ops, so call it before any other TensorFlow op.
+  """
+  if name == "none":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    devices = (tf.config.list_logical_devices("GPU") or
+               tf.config.list_logical_devices("CPU"))
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+  config = os.environ.get("TF_CONFIG")
+  if not config:
+    raise UserError("train.distribute=multi_worker needs the TF_CONFIG "
+                    "environment variable (cluster and task of this worker; "
+                    "see README, 'Training on several machines')")
+  try:
+    json.loads(config)
+  except ValueError as e:
+    raise UserError(f"TF_CONFIG is not valid JSON ({e}); see README, "
+                    "'Training on several machines'") from e
+  return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_multi_worker(strategy):
+  return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def task(strategy):
+  """(is_chief, task id) of this process; (True, 0) on one machine.
+
+  The chief is the `chief` task, or worker 0 of a cluster without one (as
+  in TensorFlow's multi-worker guide).
+  """
+  if not is_multi_worker(strategy):
+    return True, 0
+  resolver = strategy.cluster_resolver
+  chief = resolver.task_type == "chief" or (
+      resolver.task_type == "worker" and resolver.task_id == 0 and
+      "chief" not in resolver.cluster_spec().as_dict())
+  return chief, resolver.task_id
+
+
+@contextlib.contextmanager
+def lost_workers_reported(strategy):
+  """Turns a multi-worker run's lost peer into one line saying how to resume.
+
+  When a worker dies, the others' collective ops fail (TensorFlow's
+  heartbeats notice within seconds); the cluster is then restarted as a
+  whole and `BackupAndRestore` resumes every worker after the last epoch.
+  """
+  try:
+    yield
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+    if not is_multi_worker(strategy):
+      raise
+    # The unhealthy tasks, not devices (".../task:0/device:CPU:0").
+    lost = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+(?![\d/])",
+                                 str(e))))
+    raise UserError(
+        f"multi-worker training lost {', '.join(lost) or 'a worker'}; restart "
+        "every worker with the same command: they resume after the last "
+        "finished epoch") from e
+
+
+def shard_by_data(dataset):
+  """Lets multi-worker input split each global batch between the workers.
+
+  The pipelines slice tensors in memory (no files to shard by), so the
+  policy is DATA: every worker runs the whole pipeline, in the same order
+  (same seed), and keeps its part of each batch.
+  """
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = (
+      tf.data.experimental.AutoShardPolicy.DATA)
+  return dataset.with_options(options)
 
 
 def global_sum(value):
@@ -12,3 +105,26 @@ def global_sum(value):
   if context is None or context.num_replicas_in_sync == 1:
     return value
   return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def clip_like_one_device(gradients, clip_norm):
+  """Clips the replicas' gradients as one device would clip their sum.
+
+  Keras's optimizer clips each replica's part before it sums the parts, so
+  `global_clipnorm` would act on the wrong norm. Here the parts are summed
+  first (`all_reduce`), clipped by the norm of the sum, and each replica
+  hands the optimizer 1/n of the clipped sum: its clip then sees a norm of at
+  most clip_norm / n (a no-op), and its own sum gives back the clipped sum.
+  On one replica, or without clipping, the gradients pass unchanged.
+  """
+  context = tf.distribute.get_replica_context()
+  if not clip_norm or context is None or context.num_replicas_in_sync == 1:
+    return gradients
+  n = context.num_replicas_in_sync
+  # Sparse (embedding) gradients stay tf.IndexedSlices: like Keras's and
+  # TensorFlow's global norm on one device, the norm then counts a word's
+  # row once per occurrence in the batch.
+  total = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+  clipped, _ = tf.clip_by_global_norm(total, clip_norm)
+  return [tf.IndexedSlices(g.values / n, g.indices, g.dense_shape)
+          if isinstance(g, tf.IndexedSlices) else g / n for g in clipped]

@@ -1,4 +1,5 @@
 """Trains a language model from a config into a workdir, resumably."""
+import os
 import shutil
 import time
 
@@ -11,6 +12,7 @@ from kerasrnn.data.corpus import load_corpus
 from kerasrnn.models import build_model
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.training import callbacks as cb
+from kerasrnn.training import distribute
 from kerasrnn.training import evaluation
 from kerasrnn.training import workdir as wd
 
@@ -63,19 +65,32 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     parameter count.
   """
   config_lib.validate(config)
-  resumed = wd.check(workdir, config)
+  strategy = distribute.make_strategy(config.train.distribute)  # First op.
+  chief, task_id = distribute.task(strategy)
+  # Every worker of a multi-worker run trains alike; the chief writes the
+  # run's workdir, the others a directory of their own (their resume state),
+  # removed when they finish.
+  run_dir = workdir if chief else wd.path(workdir, f"workers/{task_id}")
+  resumed = wd.check(run_dir, config)
   finished = wd.read_json(workdir, "results.json")
   if finished:
     logging.info("%s already holds a finished run; nothing to do", workdir)
     return finished
   keras.utils.set_random_seed(config.train.seed)
-  corpus = load_corpus(config.data, wd.load_vocab(workdir) if resumed else None)
-  wd.claim(workdir, config, corpus.vocab)
+  corpus = load_corpus(config.data, wd.load_vocab(run_dir) if resumed else None)
+  wd.claim(run_dir, config, corpus.vocab)
   datasets = {s: pipelines.make_dataset(config.data, corpus, s,
                                         training=(s == "train"))
               for s in corpus.splits}
-  model = compile_model(build_model(config, len(corpus.vocab)), config)
+  if distribute.is_multi_worker(strategy):
+    datasets = {s: distribute.shard_by_data(ds) for s, ds in datasets.items()}
+  with strategy.scope():
+    model = compile_model(build_model(config, len(corpus.vocab)), config)
   _log_parameters(model, config, len(corpus.vocab))
+  backup = wd.read_json(run_dir, "backup/training_metadata.json")
+  if backup:
+    logging.info("resuming after epoch %d from %s", backup["epoch"],
+                 wd.path(run_dir, "backup"))
 
   callbacks = [
       cb.ResetStates(),
@@ -87,34 +102,42 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
         lambda m: evaluation.perplexity(m, datasets["test"])[0]))
   train_tokens = pipelines.num_targets(config.data, corpus.splits["train"])
   callbacks += [
-      cb.EpochHistory(wd.path(workdir, "history.csv"), train_tokens),
-      cb.BestCheckpoint(wd.path(workdir, "checkpoints")),
+      cb.EpochHistory(wd.path(run_dir, "history.csv"), train_tokens),
+      cb.BestCheckpoint(wd.path(run_dir, "checkpoints")),
       # Kept until results.json is written, so a run killed after its last
-      # epoch resumes to the results instead of training again.
-      keras.callbacks.BackupAndRestore(wd.path(workdir, "backup"),
+      # epoch resumes to the results instead of training again; two states,
+      # so a run killed while writing one resumes from the one before.
+      keras.callbacks.BackupAndRestore(wd.path(run_dir, "backup"),
+                                       double_checkpoint=True,
                                        delete_checkpoint=False),
       keras.callbacks.TerminateOnNaN(),
-      keras.callbacks.TensorBoard(wd.path(workdir, "tensorboard"),
+      keras.callbacks.TensorBoard(wd.path(run_dir, "tensorboard"),
                                   write_graph=False),
   ] + list(extra_callbacks)
   start = time.time()
-  model.fit(datasets["train"], validation_data=datasets["valid"],
-            epochs=config.train.epochs, callbacks=callbacks,
-            verbose=config.train.verbose, shuffle=False)
-  history = cb.read_history(wd.path(workdir, "history.csv"))
-  model.load_weights(wd.best_weights(workdir))
-  results = {"best_epoch": wd.read_json(workdir, "checkpoints/best.json")["epoch"],
+  with distribute.lost_workers_reported(strategy):
+    model.fit(datasets["train"], validation_data=datasets["valid"],
+              epochs=config.train.epochs, callbacks=callbacks,
+              verbose=config.train.verbose, shuffle=False)
+    model.load_weights(wd.best_weights(run_dir))
+    scores = {s: evaluation.perplexity(model, ds) for s, ds in datasets.items()}
+  history = cb.read_history(wd.path(run_dir, "history.csv"))
+  results = {"best_epoch": wd.read_json(run_dir, "checkpoints/best.json")["epoch"],
              "epochs": len(history),
              "wall_seconds": round(sum(float(r["seconds"]) for r in history), 1),
              "last_session_seconds": round(time.time() - start, 1),
              "diverged": history[-1]["train_perplexity"] in ("nan", "inf"),
              "parameters": model.count_params(),
              "vocab_size": len(corpus.vocab)}
-  for split, ds in datasets.items():
-    ppl, tokens = evaluation.perplexity(model, ds)
+  for split, (ppl, tokens) in scores.items():
     results[f"{split}_perplexity"] = ppl
     results[f"{split}_tokens"] = tokens
-  wd.write_json(workdir, "results.json", results)
-  shutil.rmtree(wd.path(workdir, "backup"), ignore_errors=True)
+  if chief:
+    wd.write_json(workdir, "results.json", results)
+    shutil.rmtree(wd.path(workdir, "backup"), ignore_errors=True)
+  else:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if not os.listdir(wd.path(workdir, "workers")):
+      os.rmdir(wd.path(workdir, "workers"))
   logging.info("results: %s", results)
   return results
