@@ -96,12 +96,26 @@ def test_quantile_boundaries_increase():
 def test_evaluation_order_is_deterministic_and_training_shuffles(tiny):
   config, corpus = tiny
   config.data.mode, config.data.batch_size = "sentence", 1
-  order = lambda training: [y.tolist() for _, y in _batches(
-      pipelines.make_dataset(config.data, corpus, "train", training))]
+  order = lambda training, epoch=0: [y.tolist() for _, y in _batches(
+      pipelines.make_dataset(config.data, corpus, "train", training,
+                             epoch=epoch))]
   assert order(False) == order(False)
-  ds = pipelines.make_dataset(config.data, corpus, "train", training=True)
-  epochs = [[y.tolist() for _, y in _batches(ds)] for _ in range(3)]
-  assert epochs[0] != epochs[1] or epochs[1] != epochs[2]
+  assert order(True, 0) == order(True, 0)  # An epoch's order is fixed ...
+  assert order(True, 0) != order(True, 1)  # ... and differs between epochs.
+  assert sorted(order(True, 1)) == sorted(order(False))
+
+
+def test_training_order_follows_the_epoch_variable(tiny):
+  config, corpus = tiny
+  config.data.mode, config.data.batch_size = "sentence", 1
+  epoch = pipelines.epoch_variable()
+  ds = pipelines.make_dataset(config.data, corpus, "train", True, epoch=epoch)
+  for e in (2, 0, 2, 5):
+    epoch.assign(e)  # What fit's TrainingEpoch callback does.
+    expected = pipelines.make_dataset(config.data, corpus, "train", True,
+                                      epoch=e)
+    assert ([y.tolist() for _, y in _batches(ds)] ==
+            [y.tolist() for _, y in _batches(expected)])
 
 
 def test_ptb_sentence_mode_targets_and_padding(ptb_dir):

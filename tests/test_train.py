@@ -111,20 +111,21 @@ _KILLED_RUN = textwrap.dedent("""
       def on_train_end(self, logs=None):
         os.kill(os.getpid(), signal.SIGKILL)  # Before results.json.
 
-    config = smoke.get_config()
+    config = smoke.get_config({variant!r})
     config.data.dir = {data!r}
     config.train.epochs = 3
     train.train_and_evaluate(config, {workdir!r}, [Kill()])
 """)
 
 
-@pytest.mark.parametrize("when,epochs_before", [("mid_epoch", 1),
-                                                ("after_training", 3)])
-def test_killed_run_resumes_where_it_stopped(ptb_dir, tmp_path, when,
-                                             epochs_before):
+@pytest.mark.parametrize("when,variant,epochs_before", [
+    ("mid_epoch", None, 1), ("after_training", None, 3),
+    ("mid_epoch", "sentence", 1)])
+def test_killed_run_resumes_where_it_stopped(ptb_dir, ptb_slice, tmp_path,
+                                             when, variant, epochs_before):
   workdir = str(tmp_path / "run")
   script = _KILLED_RUN.format(root=ROOT, data=ptb_dir, workdir=workdir,
-                              when=when)
+                              when=when, variant=variant)
   killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
                           capture_output=True, timeout=300, check=False)
   assert killed.returncode == -signal.SIGKILL
@@ -133,8 +134,9 @@ def test_killed_run_resumes_where_it_stopped(ptb_dir, tmp_path, when,
   assert not os.path.exists(os.path.join(workdir, "results.json"))
 
   env = dict(os.environ, KERASRNN_DATA_DIR=ptb_dir)
+  config = "configs/smoke.py" + (f":{variant}" if variant else "")
   resumed = subprocess.run(
-      [sys.executable, "-m", "kerasrnn.cli.train", "--config=configs/smoke.py",
+      [sys.executable, "-m", "kerasrnn.cli.train", f"--config={config}",
        f"--config.data.dir={ptb_dir}", "--config.train.epochs=3",
        f"--workdir={workdir}"], cwd=ROOT, env=env, capture_output=True,
       text=True, timeout=300, check=False)
@@ -145,3 +147,14 @@ def test_killed_run_resumes_where_it_stopped(ptb_dir, tmp_path, when,
   results = json.load(open(os.path.join(workdir, "results.json")))
   assert results["epochs"] == 3
   assert not os.path.exists(os.path.join(workdir, "backup"))
+  # The resumed run is the uninterrupted run: same weights, same batches
+  # in the same order (sentence mode: each epoch's order is drawn from
+  # (seed, epoch), not from how often the pipeline was iterated).
+  uninterrupted = train.train_and_evaluate(
+      ptb_slice(variant, **{"train.epochs": 3}), str(tmp_path / "whole"))
+  for row, expected in zip(rows, _history(str(tmp_path / "whole"))):
+    for key in ("train_perplexity", "val_perplexity", "test_perplexity"):
+      assert float(row[key]) == pytest.approx(float(expected[key]), rel=1e-5)
+  for split in ("train", "valid", "test"):
+    assert results[f"{split}_perplexity"] == pytest.approx(
+        uninterrupted[f"{split}_perplexity"], rel=1e-5)

@@ -71,7 +71,8 @@ def bucket_boundaries(lengths, num_buckets):
   return sorted(set(int(np.ceil(q)) + 1 for q in qs))
 
 
-def make_dataset(data, corpus, split, training=False, batch_size=None):
+def make_dataset(data, corpus, split, training=False, batch_size=None,
+                 epoch=0):
   """Builds the tf.data pipeline of one split for the configured mode.
 
   Args:
@@ -80,6 +81,11 @@ def make_dataset(data, corpus, split, training=False, batch_size=None):
     split: 'train', 'valid' or 'test'.
     training: shuffle (sentence mode); evaluation order is deterministic.
     batch_size: overrides data.batch_size (e.g. for evaluation).
+    epoch: which training epoch's order (sentence mode): an int, or an int64
+      `tf.Variable` (see `epoch_variable`) read each time the dataset is
+      iterated. The order is a function of (data.seed, epoch) alone, so a
+      resumed run sees the orders an uninterrupted one sees, and every
+      worker of a distributed run the same.
 
   Returns:
     A `tf.data.Dataset` of (inputs, targets) <int32>[batch, time].
@@ -93,9 +99,13 @@ def make_dataset(data, corpus, split, training=False, batch_size=None):
   pieces = sentence_pieces(corpus.splits[split], data.max_length)
   inputs = tf.constant(shifted_inputs(corpus.splits[split]))
   targets = tf.constant(corpus.splits[split].ids)
-  ds = tf.data.Dataset.from_tensor_slices(pieces)
   if training:
-    ds = ds.shuffle(len(pieces), seed=data.seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.from_tensors(pieces).flat_map(
+        lambda p: tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(p, seed=tf.stack([
+                tf.constant(data.seed, tf.int64), tf.cast(epoch, tf.int64)]))))
+  else:
+    ds = tf.data.Dataset.from_tensor_slices(pieces)
   ds = ds.map(lambda p: (inputs[p[0]:p[1]], targets[p[0]:p[1]]))
   lengths = pieces[:, 1] - pieces[:, 0]
   if data.bucket:
@@ -116,6 +126,15 @@ def make_dataset(data, corpus, split, training=False, batch_size=None):
   if not training:
     ds = ds.cache()
   return prefetch(ds)
+
+
+def epoch_variable():
+  """The epoch a training pipeline reads; `fit` sets it at each epoch's start.
+
+  Create it outside any `tf.distribute` strategy scope (a plain variable on
+  the host, where the input pipeline runs).
+  """
+  return tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
 
 
 def prefetch(ds):

@@ -29,6 +29,21 @@ def reset_states(model):
       layer.reset_state()
 
 
+class TrainingEpoch(keras.callbacks.Callback):
+  """Sets the epoch variable the training pipeline's order is drawn from.
+
+  Args:
+    variable: from `kerasrnn.data.pipelines.epoch_variable`.
+  """
+
+  def __init__(self, variable):
+    super().__init__()
+    self.variable = variable
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.variable.assign(epoch)
+
+
 class ResetStates(keras.callbacks.Callback):
   """Zeroes stateful RNN state at each epoch and before each evaluation."""
 

@@ -79,8 +79,9 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   keras.utils.set_random_seed(config.train.seed)
   corpus = load_corpus(config.data, wd.load_vocab(run_dir) if resumed else None)
   wd.claim(run_dir, config, corpus.vocab)
+  epoch = pipelines.epoch_variable()
   datasets = {s: pipelines.make_dataset(config.data, corpus, s,
-                                        training=(s == "train"))
+                                        training=(s == "train"), epoch=epoch)
               for s in corpus.splits}
   if distribute.is_multi_worker(strategy):
     datasets = {s: distribute.shard_by_data(ds) for s, ds in datasets.items()}
@@ -93,6 +94,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
                  wd.path(run_dir, "backup"))
 
   callbacks = [
+      cb.TrainingEpoch(epoch),
       cb.ResetStates(),
       keras.callbacks.LearningRateScheduler(
           learning_rate_schedule(config.train)),
