@@ -16,6 +16,10 @@ days here; that is what was scaled down):
   (dropout needs the longer constant phase, as in the paper's medium model).
 - gru: SGD lr 1, halved after epoch 4.
 - gru_dropout_adam: dropout 0.5, Adam lr 0.001, divided by 1.25 after 6.
+- gru_lr05: a control added after the study's `gru` run blew up in its
+  first steps at SGD lr 1 (running perplexity 161,890 at step 4, with the
+  stock keras.layers.GRU too; benchmarks/trajectory.py): the same GRU at
+  SGD lr 0.5, halved after epoch 4.
 """
 from kerasrnn import config as config_lib
 from kerasrnn.errors import UserError
@@ -29,6 +33,7 @@ VARIANTS = {
                          "train.optimizer": "adam",
                          "train.learning_rate": 0.001,
                          "train.decay_after": 6, "train.decay": 1.25},
+    "gru_lr05": {"model.cell": "gru", "train.learning_rate": 0.5},
 }
 
 

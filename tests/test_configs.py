@@ -36,13 +36,14 @@ def test_small_is_zarembas_small_config():
   assert (c.data.batch_size, c.data.num_steps, c.model.dropout) == (20, 20, 0)
 
 
-def test_study_has_the_four_runs():
+def test_study_has_the_four_runs_and_a_control():
   from configs import study  # pylint: disable=g-import-not-at-top
   runs = {v: study.get_config(v) for v in study.VARIANTS}
   assert [(c.model.cell, c.model.dropout, c.train.optimizer,
            c.train.learning_rate) for c in runs.values()] == [
                ("lstm", 0.0, "sgd", 1.0), ("lstm", 0.5, "sgd", 1.0),
-               ("gru", 0.0, "sgd", 1.0), ("gru", 0.5, "adam", 0.001)]
+               ("gru", 0.0, "sgd", 1.0), ("gru", 0.5, "adam", 0.001),
+               ("gru", 0.0, "sgd", 0.5)]
   with pytest.raises(UserError, match="needs a variant"):
     study.get_config()
 

@@ -9,7 +9,6 @@ config trained in this process on one device.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,17 +27,9 @@ from kerasrnn.training import train
 
 TIMEOUT = 300  # Seconds for one distributed run (they take 15-60 here).
 
-# Two logical CPU devices, then kerasrnn-train with the remaining arguments.
-TWO_CPUS = """
-import sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from kerasrnn.cli import train
-sys.argv[0] = "kerasrnn-train"
-train.run()
-"""
+
+def _train(*args):
+  return [sys.executable, "-m", "kerasrnn.cli.train", *args]
 
 
 def _train_args(data_dir, workdir, *overrides):
@@ -47,40 +38,30 @@ def _train_args(data_dir, workdir, *overrides):
           *overrides]
 
 
-def _free_ports(n):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
+def _start_workers(args, logs):
+  configs = distribute.local_cluster(2)
+  return [subprocess.Popen(
+      _train(*args, "--config.train.distribute=multi_worker"),
+      env=dict(os.environ, TF_CONFIG=config), stdout=log,
+      stderr=subprocess.STDOUT, cwd=ROOT) for config, log in zip(configs, logs)]
 
 
-def _start_worker(index, ports, args, log):
-  cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-  env = dict(os.environ, TF_CONFIG=json.dumps(
-      {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-  return subprocess.Popen(
-      [sys.executable, "-m", "kerasrnn.cli.train", *args,
-       "--config.train.distribute=multi_worker"],
-      env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+def _read(log):
+  log.seek(0)
+  return log.read()
 
 
 def _run_workers(args, tmp_path, name):
   """Runs two workers to the end; returns their return codes and logs."""
-  ports = _free_ports(2)
   logs = [open(tmp_path / f"{name}{i}.log", "w+") for i in range(2)]
-  workers = [_start_worker(i, ports, args, logs[i]) for i in range(2)]
+  workers = _start_workers(args, logs)
   try:
     codes = [w.wait(timeout=TIMEOUT) for w in workers]
   finally:
     for w in workers:
       w.kill()
-  texts = []
+  texts = [_read(log) for log in logs]
   for log in logs:
-    log.seek(0)
-    texts.append(log.read())
     log.close()
   return codes, texts
 
@@ -110,8 +91,8 @@ def _assert_trains_like_one_device(workdir, one_device):
   reference, weights = _weights(one_device), _weights(workdir)
   assert sorted(weights) == sorted(reference)
   for name, value in reference.items():
-    # Measured: at most 8.3e-7 apart after the 2 epochs (48 SGD steps at
-    # lr 1 with clipping); other summation orders, nothing else.
+    # Measured: at most 9.5e-7 apart after the 2 epochs (SGD at lr 1 with
+    # clipping; benchmarks/distributed.py): other summation orders only.
     np.testing.assert_allclose(weights[name], value, rtol=0, atol=1e-5,
                                err_msg=name)
   expected, results = _results(one_device), _results(workdir)
@@ -132,8 +113,8 @@ def _assert_trains_like_one_device(workdir, one_device):
 def test_mirrored_trains_like_one_device(ptb_dir, tmp_path, one_device):
   workdir = str(tmp_path / "mirrored")
   run = subprocess.run(
-      [sys.executable, "-c", TWO_CPUS,
-       *_train_args(ptb_dir, workdir, "--config.train.distribute=mirrored")],
+      _train(*_train_args(ptb_dir, workdir, "--cpu_devices=2",
+                          "--config.train.distribute=mirrored")),
       capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
   assert run.returncode == 0, run.stderr[-3000:]
   assert "num_devices = 2" in run.stderr  # Really 2 replicas.
@@ -155,11 +136,9 @@ def test_multi_worker_trains_like_one_device(ptb_dir, tmp_path, one_device):
 def test_multi_worker_run_resumes_after_a_worker_is_killed(ptb_dir, tmp_path):
   workdir = str(tmp_path / "killed")
   args = _train_args(ptb_dir, workdir, "--config.train.epochs=4")
-  ports = _free_ports(2)
   with open(tmp_path / "first0.log", "w+") as log0, \
        open(tmp_path / "first1.log", "w+") as log1:
-    chief = _start_worker(0, ports, args, log0)
-    other = _start_worker(1, ports, args, log1)
+    chief, other = _start_workers(args, [log0, log1])
     try:
       metadata = os.path.join(workdir, "backup/training_metadata.json")
       deadline = time.time() + TIMEOUT
@@ -172,8 +151,7 @@ def test_multi_worker_run_resumes_after_a_worker_is_killed(ptb_dir, tmp_path):
     finally:
       chief.kill()
       other.kill()
-    log0.seek(0)
-    chief_log = log0.read()
+    chief_log = _read(log0)
   assert code == 2, chief_log[-3000:]
   last_line = chief_log.strip().splitlines()[-1]
   assert last_line.startswith("error: multi-worker training lost "
@@ -208,6 +186,15 @@ def test_unsupported_layouts_are_refused(overrides, message):
     config_lib.validate(smoke_config("", overrides=overrides))
 
 
+def test_local_cluster_names_free_ports():
+  configs = [json.loads(c) for c in distribute.local_cluster(3)]
+  workers = configs[0]["cluster"]["worker"]
+  assert len(set(workers)) == 3
+  assert [c["task"] for c in configs] == [
+      {"type": "worker", "index": i} for i in range(3)]
+  assert all(c["cluster"]["worker"] == workers for c in configs)
+
+
 def test_multi_worker_needs_tf_config(monkeypatch):
   monkeypatch.delenv("TF_CONFIG", raising=False)
   with pytest.raises(UserError, match="needs the TF_CONFIG environment"):
@@ -215,3 +202,10 @@ def test_multi_worker_needs_tf_config(monkeypatch):
   monkeypatch.setenv("TF_CONFIG", "{cluster: ")
   with pytest.raises(UserError, match="TF_CONFIG is not valid JSON"):
     distribute.make_strategy("multi_worker")
+
+
+def test_cpu_cannot_be_split_once_tensorflow_runs():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.constant(0)  # TensorFlow has started in this process.
+  with pytest.raises(UserError, match="cannot split the CPU into 2 devices"):
+    distribute.split_cpu(2)

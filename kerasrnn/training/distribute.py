@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 
 import tensorflow as tf
 
@@ -43,6 +44,34 @@ def make_strategy(name):
     raise UserError(f"TF_CONFIG is not valid JSON ({e}); see README, "
                     "'Training on several machines'") from e
   return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def split_cpu(n):
+  """Makes the CPU appear as `n` logical devices (before TensorFlow starts)."""
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  try:
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+  except RuntimeError as e:
+    raise UserError(f"cannot split the CPU into {n} devices once TensorFlow "
+                    f"has started ({e})") from e
+
+
+def local_cluster(num_workers):
+  """TF_CONFIG values of `num_workers` workers on this machine (free ports).
+
+  For trying multi-worker training on one machine (tests, benchmarks): run
+  one `kerasrnn-train` per value, each with its own TF_CONFIG.
+  """
+  sockets = [socket.socket() for _ in range(num_workers)]
+  for s in sockets:
+    s.bind(("127.0.0.1", 0))
+  cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+  for s in sockets:
+    s.close()
+  return [json.dumps({"cluster": cluster,
+                      "task": {"type": "worker", "index": i}})
+          for i in range(num_workers)]
 
 
 def is_multi_worker(strategy):
