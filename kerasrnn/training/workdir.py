@@ -4,6 +4,7 @@
   history.csv   one row per epoch          results.json  the final figures
   checkpoints/  best.weights.h5, best.json backup/       resume state
   tensorboard/  TensorBoard logs
+  workers/<id>/ the other workers' own state during a multi-worker run
 """
 import json
 import os
