@@ -62,6 +62,7 @@ def test_summary_figures_are_the_best_rows_of_the_csvs(runs, tmp_path):
   assert float(table["lstm"]["test_perplexity"]) == 155.5
   md = open(os.path.join(out, "summary.md")).read()
   assert "| lstm | LSTM 1x16 |" in md and "| 160.00 | 155.50 |" in md
+  assert "| adam | 0.001 |" in md  # Not rounded away to 0.00.
 
 
 def test_plots_are_written_per_run_and_for_comparison(runs, tmp_path):

@@ -56,8 +56,11 @@ def comparison_plot(runs, key, name, path):
   return _save(fig, ax, path)
 
 
-def _fmt(value):
-  return f"{value:.2f}" if isinstance(value, float) else str(value)
+def _fmt(key, value):
+  if not isinstance(value, float):
+    return str(value)
+  # Hyperparameters as given (Adam's 0.001), measured figures to 2 decimals.
+  return f"{value:g}" if key in ("dropout", "learning_rate") else f"{value:.2f}"
 
 
 def write_tables(rows, out):
@@ -67,7 +70,7 @@ def write_tables(rows, out):
     writer.writerows(rows)
   lines = ["| " + " | ".join(SUMMARY_FIELDS) + " |",
            "|" + "---|" * len(SUMMARY_FIELDS)]
-  lines += ["| " + " | ".join(_fmt(r[k]) for k in SUMMARY_FIELDS) + " |"
+  lines += ["| " + " | ".join(_fmt(k, r[k]) for k in SUMMARY_FIELDS) + " |"
             for r in rows]
   note = ("\nPerplexities are those of each run's best epoch (lowest "
           "validation perplexity) in its history.csv; the train figure is the "
