@@ -20,7 +20,7 @@ def _axes(title):
   ax.set_yscale("log")
   plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
   ax.yaxis.set_major_formatter(plain)
-  ax.yaxis.set_minor_locator(ticker.LogLocator(subs=(2, 3, 5)))
+  ax.yaxis.set_minor_locator(ticker.LogLocator(subs=(1.2, 1.5, 2, 3, 5, 7)))
   ax.yaxis.set_minor_formatter(plain)
   ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
   ax.set_xlabel("epoch")
@@ -31,7 +31,7 @@ def _axes(title):
 
 
 def _save(fig, ax, path):
-  ax.legend()
+  ax.legend(fontsize="small")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
