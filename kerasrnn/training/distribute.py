@@ -37,12 +37,12 @@ def make_strategy(name):
   if not config:
     raise UserError("train.distribute=multi_worker needs the TF_CONFIG "
                     "environment variable (cluster and task of this worker; "
-                    "see README, 'Training on several machines')")
+                    "see README, 'Training on several GPUs or machines')")
   try:
     json.loads(config)
   except ValueError as e:
     raise UserError(f"TF_CONFIG is not valid JSON ({e}); see README, "
-                    "'Training on several machines'") from e
+                    "'Training on several GPUs or machines'") from e
   return tf.distribute.MultiWorkerMirroredStrategy()
 
 
