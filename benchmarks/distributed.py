@@ -23,10 +23,10 @@ import time
 
 from absl import app
 from absl import flags
-import h5py
 import numpy as np
 
 from kerasrnn.training import distribute
+from kerasrnn.training import workdir as wd
 
 _CONFIG = flags.DEFINE_string("config", "configs/smoke.py:sentence",
                               "Config file (sentence mode).")
@@ -46,14 +46,6 @@ def _command(workdir, *extra):
   return [sys.executable, "-m", "kerasrnn.cli.train",
           f"--config={_CONFIG.value}", f"--config.data.dir={_DATA_DIR.value}",
           f"--workdir={workdir}", *overrides, *extra]
-
-
-def _weights(workdir):
-  values = {}
-  with h5py.File(os.path.join(workdir, "checkpoints/best.weights.h5")) as f:
-    f.visititems(lambda name, obj: values.__setitem__(name, obj[()])
-                 if isinstance(obj, h5py.Dataset) else None)
-  return values
 
 
 def _run(name):
@@ -84,12 +76,13 @@ def _run(name):
 def main(argv):
   del argv
   seconds = {name: _run(name) for name in _RUNS.value}
-  reference = _weights(os.path.join(_WORKDIR.value, "one_device"))
+  reference = wd.best_weight_arrays(
+      os.path.join(_WORKDIR.value, "one_device"))
   for name, took in seconds.items():
     workdir = os.path.join(_WORKDIR.value, name)
     with open(os.path.join(workdir, "results.json"), encoding="utf-8") as f:
       results = json.load(f)
-    weights = _weights(workdir)
+    weights = wd.best_weight_arrays(workdir)
     row = {"run": name, "replicas": 1 if name.startswith("one_device") else
            _DEVICES.value, "config": _CONFIG.value, "set": _SET.value,
            "command_seconds": round(took, 1),

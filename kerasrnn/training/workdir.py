@@ -73,6 +73,19 @@ def best_weights(workdir):
   return weights
 
 
+def best_weight_arrays(workdir):
+  """The best checkpoint's arrays, by their path in the .weights.h5 file.
+
+  For comparing runs weight by weight (e.g. distributed vs one device).
+  """
+  import h5py  # pylint: disable=g-import-not-at-top  (Keras's own dependency)
+  arrays = {}
+  with h5py.File(best_weights(workdir), "r") as f:
+    f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()])
+                 if isinstance(obj, h5py.Dataset) else None)
+  return arrays
+
+
 def read_json(workdir, name):
   p = path(workdir, name)
   if not os.path.exists(p):
