@@ -31,6 +31,10 @@ class LanguageModel(keras.Model):
   def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                    training=True):
     del x, training
+    return self._loss(y, y_pred, sample_weight)[0]
+
+  def _loss(self, y, y_pred, sample_weight):
+    """(loss, this replica's NLL sum); updates the perplexity metric."""
     if sample_weight is not None:
       raise ValueError("LanguageModel weights tokens by their targets "
                        "(0 = padding); it takes no sample_weight")
@@ -39,8 +43,9 @@ class LanguageModel(keras.Model):
     # Under tf.distribute each replica returns its share of the global loss
     # (its NLL sum over all replicas' rows), so the summed gradients are
     # exactly the single-device ones, however a batch splits.
+    total = ops.sum(nll)
     rows = distribute.global_sum(ops.cast(ops.shape(nll)[0], nll.dtype))
-    return ops.divide_no_nan(ops.sum(nll), rows)
+    return ops.divide_no_nan(total, rows), total
 
   # The steps are Keras's TensorFlow steps, with three changes that only
   # matter under tf.distribute (on one device they compute the same):
@@ -51,9 +56,8 @@ class LanguageModel(keras.Model):
   def train_step(self, data):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
-      y_pred = self(x, training=True)
-      loss = self.compute_loss(y=y, y_pred=y_pred, sample_weight=weights)
-    self._track_loss(loss, y)
+      loss, total = self._loss(y, self(x, training=True), weights)
+    self._track_loss(total, y)
     gradients = distribute.clip_like_one_device(
         tape.gradient(loss, self.trainable_weights),
         self.optimizer.global_clipnorm)
@@ -62,18 +66,15 @@ class LanguageModel(keras.Model):
 
   def test_step(self, data):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
-    loss = self.compute_loss(y=y, y_pred=self(x, training=False),
-                             sample_weight=weights)
-    self._track_loss(loss, y)
+    self._track_loss(self._loss(y, self(x, training=False), weights)[1], y)
     return self._logs()
 
-  def _track_loss(self, loss, y):
-    # `loss` is this replica's share of the global loss; weighted by its own
-    # rows, the Mean tracker's sums over replicas give the global loss.
-    rows = ops.cast(ops.shape(y)[0], loss.dtype)
-    global_rows = distribute.global_sum(rows)
-    self._loss_tracker.update_state(
-        ops.divide_no_nan(loss * global_rows, rows), sample_weight=rows)
+  def _track_loss(self, total, y):
+    # Each replica adds its mean NLL per row weighted by its rows: the Mean
+    # tracker's sums over replicas give the global batch's loss.
+    rows = ops.cast(ops.shape(y)[0], total.dtype)
+    self._loss_tracker.update_state(ops.divide_no_nan(total, rows),
+                                    sample_weight=rows)
 
   def _logs(self):
     logs = self.get_metrics_result()
