@@ -26,7 +26,7 @@ from absl import flags
 import numpy as np
 
 from kerasrnn.training import distribute
-from kerasrnn.training import workdir as wd
+from kerasrnn.training import evaluation
 
 _CONFIG = flags.DEFINE_string("config", "configs/smoke.py:sentence",
                               "Config file (sentence mode).")
@@ -76,13 +76,13 @@ def _run(name):
 def main(argv):
   del argv
   seconds = {name: _run(name) for name in _RUNS.value}
-  reference = wd.best_weight_arrays(
+  reference = evaluation.best_weight_values(
       os.path.join(_WORKDIR.value, "one_device"))
   for name, took in seconds.items():
     workdir = os.path.join(_WORKDIR.value, name)
     with open(os.path.join(workdir, "results.json"), encoding="utf-8") as f:
       results = json.load(f)
-    weights = wd.best_weight_arrays(workdir)
+    weights = evaluation.best_weight_values(workdir)
     row = {"run": name, "replicas": 1 if name.startswith("one_device") else
            _DEVICES.value, "config": _CONFIG.value, "set": _SET.value,
            "command_seconds": round(took, 1),

@@ -45,7 +45,7 @@ def _summary(ms):
 
 def main(argv):
   del argv
-  from kerasrnn.cli.saved_model import resolve  # pylint: disable=g-import-not-at-top
+  from kerasrnn.serving.saved_model import resolve  # pylint: disable=g-import-not-at-top
   path = resolve(_MODEL.value)
   sig = tf.saved_model.load(path).signatures
   one = tf.constant([_SENTENCE])

@@ -134,12 +134,10 @@ def main(argv):
   config = _config()
   keras.utils.set_random_seed(0)
   ds, vocab_size = _batches(config, tf)
-  if "hoisted_projection" in _WITHOUT.value:
-    from kerasrnn.models import recurrent  # pylint: disable=g-import-not-at-top
-    recurrent.LSTM, recurrent.GRU = keras.layers.LSTM, keras.layers.GRU
-  model = build_model(config, vocab_size)
+  model = build_model(config, vocab_size,
+                      stock_layers="hoisted_projection" in _WITHOUT.value)
   if "fused_loss" in _WITHOUT.value:
-    from kerasrnn.training import metrics  # pylint: disable=g-import-not-at-top
+    from kerasrnn.models import metrics  # pylint: disable=g-import-not-at-top
     from kerasrnn.training.train import make_optimizer  # pylint: disable=g-import-not-at-top
     plain = keras.Model(model.inputs, model.outputs)
     perplexity = metrics.Perplexity()

@@ -22,7 +22,6 @@ from ml_collections import config_flags
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import load_corpus
 from kerasrnn.models import build_model
-from kerasrnn.models import recurrent
 from kerasrnn.training.train import compile_model
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/study.py:gru",
@@ -34,10 +33,11 @@ _LAYERS = flags.DEFINE_list("layers", ["kerasrnn", "stock"],
 _REPORT_AT = (1, 2, 3, 4, 5, 10, 20, 30, 50, 100, 200, 500, 1000, 2000)
 
 
-def _running_perplexity(config, corpus, steps):
+def _running_perplexity(config, corpus, steps, stock_layers):
   keras.utils.set_random_seed(config.train.seed)
   ds = pipelines.make_dataset(config.data, corpus, "train", training=True)
-  model = compile_model(build_model(config, len(corpus.vocab)), config)
+  model = compile_model(build_model(config, len(corpus.vocab),
+                                    stock_layers=stock_layers), config)
   values = []
   record = keras.callbacks.LambdaCallback(
       on_train_batch_end=lambda batch, logs: values.append(
@@ -53,13 +53,9 @@ def main(argv):
     with config.unlocked():
       config.data.dir = _DATA_DIR.value
   corpus = load_corpus(config.data)
-  ours = recurrent.LSTM, recurrent.GRU
-  runs = {}
-  for name in _LAYERS.value:
-    if name == "stock":
-      recurrent.LSTM, recurrent.GRU = keras.layers.LSTM, keras.layers.GRU
-    runs[name] = _running_perplexity(config, corpus, _STEPS.value)
-    recurrent.LSTM, recurrent.GRU = ours
+  runs = {name: _running_perplexity(config, corpus, _STEPS.value,
+                                    stock_layers=(name == "stock"))
+          for name in _LAYERS.value}
   steps = [s for s in _REPORT_AT if s < _STEPS.value] + [_STEPS.value]
   result = {"cell": config.model.cell, "optimizer": config.train.optimizer,
             "learning_rate": config.train.learning_rate,

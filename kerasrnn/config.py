@@ -6,7 +6,6 @@ The learning rate and clip norm are written in the paper's terms (loss summed
 over time steps, averaged over sequences); `kerasrnn.training` is the one
 place that turns them into Keras optimizer arguments.
 """
-import json
 import os
 
 import ml_collections
@@ -146,11 +145,12 @@ def validate(config):
 
 
 def to_json(config):
-  return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+  return config.to_json(indent=2, sort_keys=True)
 
 
-def from_json(text):
-  return ml_collections.ConfigDict(json.loads(text))
+def from_dict(values):
+  """A ConfigDict from a dict such as a workdir's config.json."""
+  return ml_collections.ConfigDict(values)
 
 
 def differences(a, b, prefix=""):
@@ -188,10 +188,5 @@ def apply_variant(config, variant, variants):
 
 def override(config, values):
   """Sets dotted fields ({'model.hidden_size': 650}) of `config` in place."""
-  for path, value in values.items():
-    node = config
-    *parents, leaf = path.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  config.update_from_flattened_dict(values)
   return config

@@ -1,5 +1,12 @@
-"""Shared fixtures: tiny corpora written by the tests, PTB when available."""
+"""Shared fixtures: corpora written by the tests, PTB when available.
+
+Everything runs on corpora the tests write: TINY (a few sentences) and
+`corpus_dir` (a PTB-format corpus of ~30,000 tokens drawn from a small
+grammar). Only tests of PTB's own figures use `ptb_dir`, which skips
+without KERASRNN_DATA_DIR.
+"""
 import os
+import random
 import sys
 
 import pytest
@@ -28,6 +35,45 @@ def write_corpus(directory, splits, pattern="ptb.{}.txt"):
 def tiny_dir(tmp_path):
   """A PTB-format corpus of a few sentences."""
   return write_corpus(tmp_path / "tiny", TINY)
+
+
+def grammar_sentences(count, seed):
+  """`count` sentences of a small random grammar with Zipf-like word counts.
+
+  Learnable (determiner, adjectives, noun, verb, object, optional
+  prepositional phrase), with a long tail of rare words so that the held-out
+  splits hold words the training split lacks, as in real text.
+  """
+  rng = random.Random(seed)
+  words = {kind: [f"{kind}{i}" for i in range(n)] for kind, n in
+           (("noun", 300), ("verb", 120), ("adj", 80), ("prep", 8),
+            ("det", 5))}
+  weights = {kind: [1 / (rank + 1) for rank in range(len(w))]
+             for kind, w in words.items()}
+
+  def pick(kind):
+    return rng.choices(words[kind], weights[kind])[0]
+
+  def phrase():
+    return ([pick("det")] + [pick("adj") for _ in range(rng.randint(0, 2))]
+            + [pick("noun")])
+
+  sentences = []
+  for _ in range(count):
+    s = phrase() + [pick("verb")] + phrase()
+    if rng.random() < 0.4:
+      s += [pick("prep")] + phrase()
+    sentences.append(" ".join(s))
+  return sentences
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory):
+  """A PTB-format corpus of ~30,000 tokens (train 2,400 sentences)."""
+  return write_corpus(tmp_path_factory.mktemp("grammar"), {
+      "train": grammar_sentences(2_400, seed=1),
+      "valid": grammar_sentences(400, seed=2),
+      "test": grammar_sentences(400, seed=3)})
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,9 @@ def test_data_stream_mode_reports_dropped_tokens(tiny_dir):
     (["--config.model.dropout=1.0"], "model.dropout=1.0 must be in [0, 1)"),
     (["--config.data.batch_size=0"], "data.batch_size=0 must be positive"),
     (["--config.data.max_length=1"], "max_length=1 must be at least 2"),
-    (["--config.model.nope=3"], "unknown config field 'nope'"),
+    (["--config.model.nope=3"], "unknown config field 'nope' (the fields"),
+    (["--config.model.hiden_size=3"], "unknown config field 'hiden_size'; "
+     'did you mean "hidden_size" instead of "hiden_size"? (the fields'),
     (["--config.data.dir=/nonexistent"], "data directory /nonexistent does not exist"),
 ])
 def test_bad_input_is_one_line_before_training(tmp_path, tiny_dir, args,

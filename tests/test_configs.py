@@ -1,6 +1,7 @@
 """Every shipped config loads, validates, and says how to run it."""
 import glob
 import importlib
+import json
 import os
 
 import pytest
@@ -51,5 +52,5 @@ def test_study_has_the_four_runs_and_a_control():
 def test_config_json_round_trip_has_no_differences():
   from configs import small  # pylint: disable=g-import-not-at-top
   c = small.get_config()
-  again = config_lib.from_json(config_lib.to_json(c))
+  again = config_lib.from_dict(json.loads(config_lib.to_json(c)))
   assert config_lib.differences(c.to_dict(), again.to_dict()) == []

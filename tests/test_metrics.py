@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasrnn.training.metrics import Perplexity
-from kerasrnn.training.metrics import SequenceLoss
-from kerasrnn.training.metrics import token_nll
+from kerasrnn.models.metrics import Perplexity
+from kerasrnn.models.metrics import SequenceLoss
+from kerasrnn.models.metrics import token_nll
 
 
 def _log_softmax(logits):
@@ -72,11 +72,3 @@ def test_sequence_loss_sums_over_time_and_averages_over_rows(sentences):
   expected = sum(-_log_softmax(l[r])[np.arange(len(s[r])), s[r]].sum()
                  for r in range(3)) / 3
   np.testing.assert_allclose(float(SequenceLoss()(y, z)), expected, rtol=1e-5)
-
-
-def test_sums_aggregate_across_replicas():
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-  with strategy.scope():
-    metric = Perplexity()
-  assert metric.total_nll.aggregation == "sum"
-  assert metric.count.aggregation == "sum"

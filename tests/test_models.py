@@ -8,8 +8,8 @@ from kerasrnn.models import build_model
 from kerasrnn.models import rnn_layers
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.models.parameters import recurrent_parameters
-from kerasrnn.training.metrics import Perplexity
-from kerasrnn.training.metrics import SequenceLoss
+from kerasrnn.models.metrics import Perplexity
+from kerasrnn.models.metrics import SequenceLoss
 
 
 @pytest.mark.parametrize("layer,expected", [

@@ -7,7 +7,7 @@ import pytest
 from conftest import smoke_config
 from kerasrnn.errors import UserError
 from kerasrnn.report import report
-from kerasrnn.training import workdir as wd
+from kerasrnn import workdir as wd
 from kerasrnn.data.vocabulary import Vocabulary
 
 HEADER = ("epoch,learning_rate,train_perplexity,val_perplexity,"

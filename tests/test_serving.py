@@ -15,16 +15,16 @@ from kerasrnn.data.corpus import load_corpus
 from kerasrnn.serving import export
 from kerasrnn.training import evaluation
 from kerasrnn.training import train
-from kerasrnn.training import workdir as wd
+from kerasrnn import workdir as wd
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, ptb_dir):
-  """A smoke run on a PTB slice, in sentence mode, with one export."""
+def run(tmp_path_factory, corpus_dir):
+  """A smoke run in sentence mode, with one export."""
   workdir = str(tmp_path_factory.mktemp("run"))
-  train.train_and_evaluate(smoke_config(ptb_dir, "sentence"), workdir)
+  train.train_and_evaluate(smoke_config(corpus_dir, "sentence"), workdir)
   base = str(tmp_path_factory.mktemp("export") / "smoke")
   return workdir, export.export(workdir, base)
 

@@ -6,14 +6,14 @@ import pytest
 from conftest import ROOT
 from conftest import smoke_config
 from kerasrnn.errors import UserError
-from kerasrnn.training import study
+from kerasrnn import study
 
 pytestmark = pytest.mark.slow
 
 
-def test_study_trains_each_run_once_and_reports(ptb_dir, tmp_path):
-  configs = {"lstm": smoke_config(ptb_dir, overrides={"train.epochs": 1}),
-             "gru": smoke_config(ptb_dir, "gru", {"train.epochs": 1})}
+def test_study_trains_each_run_once_and_reports(corpus_dir, tmp_path):
+  configs = {"lstm": smoke_config(corpus_dir, overrides={"train.epochs": 1}),
+             "gru": smoke_config(corpus_dir, "gru", {"train.epochs": 1})}
   workdir = str(tmp_path / "study")
   rows = study.run_study(configs, workdir)
   assert [r["run"] for r in rows] == ["lstm", "gru"]

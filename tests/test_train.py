@@ -11,7 +11,9 @@ import pytest
 
 from conftest import ROOT
 from conftest import smoke_config
+from kerasrnn import workdir as wd
 from kerasrnn.errors import UserError
+from kerasrnn.models import build_model
 from kerasrnn.training import evaluation
 from kerasrnn.training import train
 
@@ -24,15 +26,15 @@ def _history(workdir):
 
 
 @pytest.fixture
-def ptb_slice(ptb_dir):
-  """Smoke config on the first 5,000 tokens of each PTB split."""
-  return lambda variant=None, **o: smoke_config(ptb_dir, variant, o)
+def smoke(corpus_dir):
+  """Smoke config on the first 5,000 tokens of each split of `corpus_dir`."""
+  return lambda variant=None, **o: smoke_config(corpus_dir, variant, o)
 
 
 @pytest.mark.parametrize("variant", [None, "sentence", "gru"])
-def test_smoke_run_writes_the_workdir(ptb_slice, tmp_path, variant):
+def test_smoke_run_writes_the_workdir(smoke, tmp_path, variant):
   workdir = str(tmp_path / "run")
-  results = train.train_and_evaluate(ptb_slice(variant), workdir)
+  results = train.train_and_evaluate(smoke(variant), workdir)
   for name in ("config.json", "vocab.txt", "history.csv", "results.json",
                "checkpoints/best.weights.h5", "checkpoints/best.json"):
     assert os.path.exists(os.path.join(workdir, name)), name
@@ -51,9 +53,9 @@ def test_smoke_run_writes_the_workdir(ptb_slice, tmp_path, variant):
   assert again["target_tokens"] == results["test_tokens"]
 
 
-def test_exact_perplexity_unpadded_equals_bucketed(ptb_slice, tmp_path):
+def test_exact_perplexity_unpadded_equals_bucketed(smoke, tmp_path):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(ptb_slice("sentence"), workdir)
+  train.train_and_evaluate(smoke("sentence"), workdir)
   one = evaluation.evaluate(workdir, "valid", batch_size=1, mode="sentence")
   bucketed = evaluation.evaluate(workdir, "valid", batch_size=64,
                                  mode="sentence")
@@ -61,10 +63,10 @@ def test_exact_perplexity_unpadded_equals_bucketed(ptb_slice, tmp_path):
   assert bucketed["perplexity"] == pytest.approx(one["perplexity"], rel=1e-5)
 
 
-def test_zero_output_layer_gives_vocabulary_size(ptb_slice, tmp_path):
+def test_zero_output_layer_gives_vocabulary_size(smoke, tmp_path):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(ptb_slice(), workdir)
-  from kerasrnn.training import workdir as wd  # pylint: disable=g-import-not-at-top
+  train.train_and_evaluate(smoke(), workdir)
+  from kerasrnn import workdir as wd  # pylint: disable=g-import-not-at-top
   from kerasrnn.models import build_model  # pylint: disable=g-import-not-at-top
   config, vocab = wd.load_config(workdir), wd.load_vocab(workdir)
   model = build_model(config, len(vocab))
@@ -76,21 +78,21 @@ def test_zero_output_layer_gives_vocabulary_size(ptb_slice, tmp_path):
   assert result["perplexity"] == pytest.approx(len(vocab), rel=1e-5)
 
 
-def test_finished_run_is_not_retrained(ptb_slice, tmp_path):
+def test_finished_run_is_not_retrained(smoke, tmp_path):
   workdir = str(tmp_path / "run")
-  first = train.train_and_evaluate(ptb_slice(), workdir)
+  first = train.train_and_evaluate(smoke(), workdir)
   stamp = os.path.getmtime(os.path.join(workdir, "history.csv"))
-  assert train.train_and_evaluate(ptb_slice(), workdir) == first
+  assert train.train_and_evaluate(smoke(), workdir) == first
   assert os.path.getmtime(os.path.join(workdir, "history.csv")) == stamp
 
 
-def test_workdir_of_another_config_is_refused_untouched(ptb_slice, tmp_path):
+def test_workdir_of_another_config_is_refused_untouched(smoke, tmp_path):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(ptb_slice(), workdir)
+  train.train_and_evaluate(smoke(), workdir)
   before = {n: open(os.path.join(workdir, n), "rb").read()
             for n in ("config.json", "history.csv", "results.json")}
   with pytest.raises(UserError, match="model.hidden_size: 16 -> 32"):
-    train.train_and_evaluate(ptb_slice(**{"model.hidden_size": 32}), workdir)
+    train.train_and_evaluate(smoke(**{"model.hidden_size": 32}), workdir)
   for name, data in before.items():
     assert open(os.path.join(workdir, name), "rb").read() == data
 
@@ -119,7 +121,7 @@ _KILLED_RUN = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(ptb_dir, tmp_path_factory):
+def uninterrupted(corpus_dir, tmp_path_factory):
   """variant -> (results, history) of a 3-epoch smoke run, trained once."""
   runs = {}
 
@@ -127,7 +129,7 @@ def uninterrupted(ptb_dir, tmp_path_factory):
     if variant not in runs:
       workdir = str(tmp_path_factory.mktemp("uninterrupted"))
       results = train.train_and_evaluate(
-          smoke_config(ptb_dir, variant, {"train.epochs": 3}), workdir)
+          smoke_config(corpus_dir, variant, {"train.epochs": 3}), workdir)
       runs[variant] = results, _history(workdir)
     return runs[variant]
 
@@ -137,10 +139,10 @@ def uninterrupted(ptb_dir, tmp_path_factory):
 @pytest.mark.parametrize("when,variant,epochs_before", [
     ("mid_epoch", None, 1), ("after_training", None, 3),
     ("mid_epoch", "sentence", 1)])
-def test_killed_run_resumes_where_it_stopped(ptb_dir, uninterrupted, tmp_path,
+def test_killed_run_resumes_where_it_stopped(corpus_dir, uninterrupted, tmp_path,
                                              when, variant, epochs_before):
   workdir = str(tmp_path / "run")
-  script = _KILLED_RUN.format(root=ROOT, data=ptb_dir, workdir=workdir,
+  script = _KILLED_RUN.format(root=ROOT, data=corpus_dir, workdir=workdir,
                               when=when, variant=variant)
   killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
                           capture_output=True, timeout=300, check=False)
@@ -149,11 +151,11 @@ def test_killed_run_resumes_where_it_stopped(ptb_dir, uninterrupted, tmp_path,
   assert [int(r["epoch"]) for r in before] == list(range(1, epochs_before + 1))
   assert not os.path.exists(os.path.join(workdir, "results.json"))
 
-  env = dict(os.environ, KERASRNN_DATA_DIR=ptb_dir)
+  env = dict(os.environ, KERASRNN_DATA_DIR=corpus_dir)
   config = "configs/smoke.py" + (f":{variant}" if variant else "")
   resumed = subprocess.run(
       [sys.executable, "-m", "kerasrnn.cli.train", f"--config={config}",
-       f"--config.data.dir={ptb_dir}", "--config.train.epochs=3",
+       f"--config.data.dir={corpus_dir}", "--config.train.epochs=3",
        f"--workdir={workdir}"], cwd=ROOT, env=env, capture_output=True,
       text=True, timeout=300, check=False)
   assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -23,14 +23,25 @@ def _last_line(error):
   return last.replace(f"{UserError.__module__}.UserError: ", "")
 
 
+def _unknown_field(error):
+  # ml_collections raises AttributeError(KeyError("'hiden_size'\nDid you
+  # mean ...?")) or the KeyError itself.
+  while error.args and isinstance(error.args[0], Exception):
+    error = error.args[0]
+  message = str(error.args[0]) if error.args else str(error)
+  name, _, hint = message.partition("\n")
+  hint = f"; {hint[0].lower()}{hint[1:]}" if hint else ""
+  return (f"unknown config field {name}{hint} (the fields are listed in "
+          "kerasrnn/config.py)")
+
+
 def _parse_flags(argv):
   try:
     argv = flags.FLAGS(argv)
   except flags.Error as e:
     _fail(_last_line(e))
   except (AttributeError, KeyError) as e:
-    _fail(f"unknown config field {str(e).strip(chr(34))} (the fields are listed in "
-          "kerasrnn/config.py)")
+    _fail(_unknown_field(e))
   if "config" in flags.FLAGS:
     try:
       flags.FLAGS.config.keys()

@@ -14,7 +14,7 @@ from absl import flags
 import tensorflow as tf
 
 from kerasrnn import cli
-from kerasrnn.cli import saved_model
+from kerasrnn.serving import saved_model
 from kerasrnn.errors import UserError
 
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir or model base.")

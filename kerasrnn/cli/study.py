@@ -10,7 +10,7 @@ import json
 from absl import flags
 
 from kerasrnn import cli
-from kerasrnn.training import study
+from kerasrnn import study
 
 _FILE = flags.DEFINE_string("config_file", "configs/study.py",
                             "A config file with VARIANTS.")

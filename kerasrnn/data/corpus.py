@@ -78,10 +78,24 @@ def _split_files(data):
   return {s: os.path.join(data.dir, n) for s, n in names.items()}
 
 
+def _import_tfds():
+  """tensorflow_datasets with kerasrnn's ptb_text builder registered."""
+  # pylint: disable=g-import-not-at-top,unused-import
+  try:
+    import tensorflow_datasets.core  # TFDS hides this module's import errors.
+    import tensorflow_datasets as tfds
+    from kerasrnn.data import ptb_tfds
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(
+        f"tensorflow-datasets cannot be imported ({str(e).splitlines()[0]}); "
+        "with tensorflow<2.20 install tensorflow-metadata<1.18 (README, "
+        "'Supported versions')") from None
+  return tfds
+
+
 def _tfds_lines(data):
   """Lines of a TFDS text dataset; data.dir serves as its manual directory."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from kerasrnn.data import ptb_tfds  # pylint: disable=g-import-not-at-top,unused-import
+  tfds = _import_tfds()
   names = data.tfds_splits.split(",")
   if len(names) != 3:
     raise UserError("config data.tfds_splits must name three TFDS splits "

@@ -7,58 +7,60 @@ import keras
 from keras import ops
 import tensorflow as tf
 
+from kerasrnn import compat
 from kerasrnn.models import recurrent
-from kerasrnn.training import distribute
-from kerasrnn.training.metrics import Perplexity
-from kerasrnn.training.metrics import token_nll
+from kerasrnn.models import replicas
+from kerasrnn.models.metrics import MeanSequenceLoss
+from kerasrnn.models.metrics import Perplexity
+from kerasrnn.models.metrics import token_nll
 
 
-class LanguageModel(keras.Model):
+class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
   """A functional Keras model whose loss and perplexity share one softmax.
 
   Compiled with a Keras loss and a Keras metric, every step would compute
-  the vocabulary-wide log-softmax twice (once for each). `compute_loss`
-  computes the per-token NLL once and feeds both Zaremba et al.'s loss
-  (as `metrics.SequenceLoss`: summed over time, averaged over rows) and the
-  exact `perplexity` metric; `compile` it with an optimizer only. Weights
-  and layers are those of the plain functional model.
+  the vocabulary-wide log-softmax twice (once for each). Its own train and
+  test steps compute the per-token NLL once and feed both Zaremba et al.'s
+  loss (as `metrics.SequenceLoss`: summed over time, averaged over rows)
+  and the exact `perplexity` metric; `compile` it with an optimizer only.
+  Weights and layers are those of the plain functional model.
   """
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
+    self.loss_tracker = MeanSequenceLoss()
     self.perplexity = Perplexity()
 
-  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
-                   training=True):
-    del x, training
-    return self._loss(y, y_pred, sample_weight)[0]
+  @property
+  def metrics(self):
+    # Reset by fit/evaluate at each epoch; the logs are their results.
+    return [self.loss_tracker, self.perplexity]
 
   def _loss(self, y, y_pred, sample_weight):
-    """(loss, this replica's NLL sum); updates the perplexity metric."""
+    """The loss of this replica; updates the metrics."""
     if sample_weight is not None:
       raise ValueError("LanguageModel weights tokens by their targets "
                        "(0 = padding); it takes no sample_weight")
     nll = token_nll(y, y_pred)
+    self.loss_tracker.update_state(nll)
     self.perplexity.update_from_nll(y, nll)
     # Under tf.distribute each replica returns its share of the global loss
     # (its NLL sum over all replicas' rows), so the summed gradients are
     # exactly the single-device ones, however a batch splits.
-    total = ops.sum(nll)
-    rows = distribute.global_sum(ops.cast(ops.shape(nll)[0], nll.dtype))
-    return ops.divide_no_nan(total, rows), total
+    rows = replicas.global_sum(ops.cast(ops.shape(nll)[0], nll.dtype))
+    return ops.divide_no_nan(ops.sum(nll), rows)
 
   # The steps are Keras's TensorFlow steps, with three changes that only
   # matter under tf.distribute (on one device they compute the same):
-  # gradients are clipped as one device would clip them, the logged loss is
-  # the global batch's, and the logs are [1]-shaped for multi-worker
-  # strategies (Keras 3 reduces those logs along axis 0).
+  # gradients are clipped as one device would clip them, the metrics are
+  # the global batch's (`GlobalRatio`), and the logs are [1]-shaped for
+  # multi-worker strategies (Keras 3 reduces those logs along axis 0).
 
   def train_step(self, data):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
-      loss, total = self._loss(y, self(x, training=True), weights)
-    self._track_loss(total, y)
-    gradients = distribute.clip_like_one_device(
+      loss = self._loss(y, self(x, training=True), weights)
+    gradients = replicas.clip_like_one_device(
         tape.gradient(loss, self.trainable_weights),
         self.optimizer.global_clipnorm)
     self.optimizer.apply(gradients, self.trainable_weights)
@@ -66,31 +68,14 @@ class LanguageModel(keras.Model):
 
   def test_step(self, data):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
-    self._track_loss(self._loss(y, self(x, training=False), weights)[1], y)
+    self._loss(y, self(x, training=False), weights)
     return self._logs()
-
-  def _track_loss(self, total, y):
-    # Each replica adds its mean NLL per row weighted by its rows: the Mean
-    # tracker's sums over replicas give the global batch's loss.
-    rows = ops.cast(ops.shape(y)[0], total.dtype)
-    self._loss_tracker.update_state(ops.divide_no_nan(total, rows),
-                                    sample_weight=rows)
 
   def _logs(self):
     logs = self.get_metrics_result()
-    if distribute.is_multi_worker(self.distribute_strategy):
+    if replicas.is_multi_worker(self.distribute_strategy):
       logs = {k: ops.reshape(v, [1]) for k, v in logs.items()}
     return logs
-
-  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-    # Under a strategy Keras 3 pulls one batch from a fresh iterator (an
-    # extra pass's shuffle: another epoch order than on one device) and
-    # reduces it with a call that multi-worker strategies reject, only to
-    # build state this functional model has from birth; build the rest
-    # (the optimizer's slots) without data.
-    del iterator, data_batch
-    with self.distribute_strategy.scope():
-      self._symbolic_build(data_batch=None)
 
 
 class Logits(keras.layers.Layer):
@@ -154,7 +139,8 @@ def rnn_layers(model):
   return [l for l in model.layers if isinstance(l, keras.layers.RNN)]
 
 
-def build_model(config, vocab_size, batch_size=None, use_cudnn="auto"):
+def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
+                stock_layers=None):
   """Builds the language model described by `config`.
 
   Stream mode gives stateful recurrent layers over fixed [batch, num_steps]
@@ -169,6 +155,9 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto"):
       config.data.batch_size).
     use_cudnn: passed to the recurrent layers; False keeps cuDNN-only ops out
       of graphs that must run anywhere (exports).
+    stock_layers: True for `keras.layers.LSTM`/`GRU`, False for kerasrnn's
+      hoisted-projection layers (same weights); None = kerasrnn's where
+      `kerasrnn.compat` allows the Keras internals they use.
 
   Returns:
     An uncompiled `LanguageModel` mapping <int32>[batch, time] ids to
@@ -176,6 +165,9 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto"):
   """
   m = config.model
   stream = config.data.mode == "stream"
+  if stock_layers is None:
+    stock_layers = not compat.internals_enabled()
+  layers = keras.layers if stock_layers else recurrent
   init = lambda: (keras.initializers.RandomUniform(-m.init_scale, m.init_scale)
                   if m.init_scale else None)
   inputs = keras.Input(
@@ -195,10 +187,10 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto"):
       kwargs.update(kernel_initializer=init(), recurrent_initializer=init(),
                     bias_initializer=init())
     if m.cell == "lstm":
-      layer = recurrent.LSTM(m.hidden_size, unit_forget_bias=False, **kwargs)
+      layer = layers.LSTM(m.hidden_size, unit_forget_bias=False, **kwargs)
     else:
-      layer = recurrent.GRU(m.hidden_size, reset_after=m.gru_reset_after,
-                            **kwargs)
+      layer = layers.GRU(m.hidden_size, reset_after=m.gru_reset_after,
+                         **kwargs)
     x = keras.layers.Dropout(m.dropout, name=f"dropout_{i}")(layer(x))
   logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
                   kernel_initializer=init(), bias_initializer=init() or "zeros",

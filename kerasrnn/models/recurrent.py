@@ -11,13 +11,16 @@ classes keep the names `LSTM` and `GRU`, which Keras uses as keys in
 .weights.h5 files), so checkpoints move freely between the two. Where the
 stock layer would take its own fast path (cuDNN on a GPU) or needs per-step
 inputs (dropout inside the cell), it is used unchanged.
+
+They override the undocumented `inner_loop` hook and run Keras's own time
+loop (`compat.rnn`): `build_model` uses them only where `kerasrnn.compat`
+allows Keras internals, and the stock layers elsewhere.
 """
 import keras
 from keras import ops
-# The time loop of Keras's own RNN layers (masking, unrolling, state); not
-# re-exported publicly, so taken from where keras.layers.RNN takes it.
-from keras.src import backend as keras_backend
 import tensorflow as tf
+
+from kerasrnn import compat
 
 
 def _stock_path(layer):
@@ -29,7 +32,7 @@ def _stock_path(layer):
 
 def _loop(layer, step, projected, initial_state, mask):
   mask = mask[0] if isinstance(mask, (list, tuple)) else mask
-  return keras_backend.rnn(
+  return compat.rnn(
       step, projected, list(initial_state), go_backwards=layer.go_backwards,
       mask=mask, unroll=layer.unroll, input_length=projected.shape[1],
       zero_output_for_mask=layer.zero_output_for_mask,

@@ -6,10 +6,9 @@ import os
 
 import ml_collections
 
+from kerasrnn import workdir as wd
 from kerasrnn.errors import UserError
 from kerasrnn.models.parameters import model_parameters
-from kerasrnn.training import workdir as wd
-from kerasrnn.training.callbacks import read_history
 
 SUMMARY_FIELDS = ("run", "model", "dropout", "optimizer", "learning_rate",
                   "parameters", "epochs", "best_epoch", "train_perplexity",
@@ -66,7 +65,7 @@ def load_run(path):
   if config is None:
     raise UserError(f"{path} is not a kerasrnn workdir (no config.json)")
   history = [{k: float(v) for k, v in r.items()}
-             for r in read_history(wd.path(path, "history.csv"))]
+             for r in wd.read_history(path)]
   results = wd.read_json(path, "results.json")
   if results and "vocab_size" in results:
     vocab_size = results["vocab_size"]

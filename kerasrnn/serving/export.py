@@ -10,11 +10,11 @@ import tempfile
 
 import tensorflow as tf
 
-from kerasrnn.models import build_model
+from kerasrnn import workdir as wd
 from kerasrnn.serving import warmup
-from kerasrnn.serving.versions import versions
 from kerasrnn.serving.module import LanguageModelModule
-from kerasrnn.training import workdir as wd
+from kerasrnn.serving.versions import versions
+from kerasrnn.training.evaluation import load_best_model
 
 
 def next_version(export_base):
@@ -27,8 +27,7 @@ def load_module(workdir, top_k=10, max_new_tokens=200):
   config = wd.load_config(workdir)
   config.data.mode = "sentence"  # Stateless, masked, any batch and length.
   vocab = wd.load_vocab(workdir)
-  model = build_model(config, len(vocab), use_cudnn=False)
-  model.load_weights(wd.best_weights(workdir))
+  model = load_best_model(workdir, config, len(vocab), use_cudnn=False)
   return LanguageModelModule(
       model, wd.path(workdir, "vocab.txt"), vocab.words,
       lowercase=config.data.lowercase, tokenizer=config.data.tokenizer,

@@ -1,26 +1,11 @@
-"""Keras callbacks of a training run; each is resume-safe and atomic."""
-import csv
-import io
-import json
+"""Keras callbacks of a training run; what they write survives restarts."""
 import math
-import os
 import time
 
 import keras
 
+from kerasrnn import workdir as wd
 from kerasrnn.models import rnn_layers
-
-HISTORY_FIELDS = ("epoch", "learning_rate", "train_perplexity",
-                  "val_perplexity", "test_perplexity", "seconds",
-                  "tokens_per_second")
-
-
-def write_atomically(path, data):
-  """Writes text to `path` through a temporary file and a rename."""
-  tmp = f"{path}.tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(data)
-  os.replace(tmp, path)
 
 
 def reset_states(model):
@@ -71,19 +56,16 @@ class TestPerplexity(keras.callbacks.Callback):
 
 
 class EpochHistory(keras.callbacks.Callback):
-  """Writes history.csv, one row per epoch, exactly once even after resumes.
-
-  A row is keyed by its epoch (1-based): writing epoch k drops any rows of
-  epoch >= k left by an interrupted run, then rewrites the file atomically.
+  """Writes the workdir's history.csv, one row per epoch, once per epoch.
 
   Args:
-    path: the CSV file.
+    workdir: the run's directory.
     train_tokens: target tokens per training epoch (for tokens/second).
   """
 
-  def __init__(self, path, train_tokens):
+  def __init__(self, workdir, train_tokens):
     super().__init__()
-    self.path = path
+    self.workdir = workdir
     self.train_tokens = train_tokens
 
   def on_epoch_begin(self, epoch, logs=None):
@@ -105,59 +87,35 @@ class EpochHistory(keras.callbacks.Callback):
            "test_perplexity": logs.get("test_perplexity", float("nan")),
            "seconds": round(seconds, 1),
            "tokens_per_second": round(self.train_tokens / train_seconds, 1)}
-    rows = [r for r in read_history(self.path) if int(r["epoch"]) <= epoch]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows + [{k: _fmt(v) for k, v in row.items()}])
-    write_atomically(self.path, out.getvalue())
+    wd.write_history_row(self.workdir,
+                         {k: _six_digits(v) for k, v in row.items()})
 
 
-def _fmt(value):
+def _six_digits(value):
   return value if isinstance(value, int) else f"{float(value):.6g}"
-
-
-def read_history(path):
-  """Rows of a history.csv as dicts of strings ([] if there is none)."""
-  if not os.path.exists(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    return list(csv.DictReader(f))
 
 
 class BestCheckpoint(keras.callbacks.Callback):
   """Keeps the weights of the epoch with the lowest validation perplexity.
 
-  The best value survives restarts (best.json beside the weights), weights
-  are written to a temporary file and renamed, and a NaN perplexity never
-  counts as better, so a diverged epoch cannot replace a good checkpoint.
+  The best value survives restarts (checkpoints/best.json), the weights are
+  replaced atomically, and a NaN perplexity never counts as better, so a
+  diverged epoch cannot replace a good checkpoint.
 
   Args:
-    directory: where best.weights.h5 and best.json go.
+    workdir: the run's directory.
     monitor: the logs key to minimise.
   """
 
-  def __init__(self, directory, monitor="val_perplexity"):
+  def __init__(self, workdir, monitor="val_perplexity"):
     super().__init__()
-    self.directory = directory
+    self.workdir = workdir
     self.monitor = monitor
-    self.weights_path = os.path.join(directory, "best.weights.h5")
-    self.info_path = os.path.join(directory, "best.json")
-
-  def best(self):
-    if not os.path.exists(self.info_path):
-      return None
-    with open(self.info_path, encoding="utf-8") as f:
-      return json.load(f)
 
   def on_epoch_end(self, epoch, logs=None):
     value = float((logs or {}).get(self.monitor, float("nan")))
-    best = self.best()
+    best = wd.read_best(self.workdir)
     if math.isnan(value) or (best and value >= best[self.monitor]):
       return
-    os.makedirs(self.directory, exist_ok=True)
-    tmp = os.path.join(self.directory, "tmp.weights.h5")
-    self.model.save_weights(tmp)
-    os.replace(tmp, self.weights_path)
-    write_atomically(self.info_path,
-                     json.dumps({"epoch": epoch + 1, self.monitor: value}))
+    wd.save_best(self.workdir, self.model,
+                 {"epoch": epoch + 1, self.monitor: value})

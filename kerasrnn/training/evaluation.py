@@ -1,11 +1,11 @@
 """Exact perplexity of a model over a dataset, and of a trained workdir."""
 from kerasrnn import config as config_lib
+from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import SPLITS
 from kerasrnn.data.corpus import load_corpus
 from kerasrnn.errors import UserError
 from kerasrnn.models import build_model
-from kerasrnn.training import workdir as workdir_lib
 from kerasrnn.training.callbacks import reset_states
 
 
@@ -20,6 +20,20 @@ def perplexity(model, dataset):
   reset_states(model)
   logs = model.evaluate(dataset, verbose=0, return_dict=True)
   return float(logs["perplexity"]), int(model.perplexity.count.numpy())
+
+
+def load_best_model(workdir, config, vocab_size, use_cudnn="auto"):
+  """The model `config` describes, with the best checkpoint of `workdir`."""
+  model = build_model(config, vocab_size, use_cudnn=use_cudnn)
+  model.load_weights(wd.best_weights(workdir))
+  return model
+
+
+def best_weight_values(workdir):
+  """{variable path: array} of a run's best checkpoint (to compare runs)."""
+  model = load_best_model(workdir, wd.load_config(workdir),
+                          len(wd.load_vocab(workdir)))
+  return {v.path: v.numpy() for v in model.weights}
 
 
 def evaluate(workdir, split="test", batch_size=None, mode=None):
@@ -37,16 +51,15 @@ def evaluate(workdir, split="test", batch_size=None, mode=None):
   """
   if split not in SPLITS:
     raise UserError(f"unknown split {split!r} (one of {', '.join(SPLITS)})")
-  config = workdir_lib.load_config(workdir)
+  config = wd.load_config(workdir)
   if mode:
     config.data.mode = mode
   if batch_size:
     config.data.batch_size = batch_size
   config_lib.validate(config)
-  vocab = workdir_lib.load_vocab(workdir)
+  vocab = wd.load_vocab(workdir)
   corpus = load_corpus(config.data, vocab)
-  model = build_model(config, len(vocab))
-  model.load_weights(workdir_lib.best_weights(workdir))
+  model = load_best_model(workdir, config, len(vocab))
   model.compile(jit_compile=config_lib.jit_compile(config))
   ppl, tokens = perplexity(
       model, pipelines.make_dataset(config.data, corpus, split))

@@ -7,14 +7,15 @@ from absl import logging
 import keras
 
 from kerasrnn import config as config_lib
+from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import load_corpus
+from kerasrnn.errors import UserError
 from kerasrnn.models import build_model
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.training import callbacks as cb
 from kerasrnn.training import distribute
 from kerasrnn.training import evaluation
-from kerasrnn.training import workdir as wd
 
 
 def learning_rate_schedule(train):
@@ -71,14 +72,18 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   # run's workdir, the others a directory of their own (their resume state),
   # removed when they finish.
   run_dir = workdir if chief else wd.path(workdir, f"workers/{task_id}")
-  resumed = wd.check(run_dir, config)
+  resumed = wd.check_config(run_dir, config)
   finished = wd.read_json(workdir, "results.json")
   if finished:
     logging.info("%s already holds a finished run; nothing to do", workdir)
     return finished
   keras.utils.set_random_seed(config.train.seed)
   corpus = load_corpus(config.data, wd.load_vocab(run_dir) if resumed else None)
-  wd.claim(run_dir, config, corpus.vocab)
+  if resumed:
+    wd.check_data(run_dir, corpus)
+    logging.info("resuming %s (history.csv holds %d epochs)", run_dir,
+                 len(wd.read_history(run_dir)))
+  wd.claim(run_dir, config, corpus)
   epoch = pipelines.epoch_variable()
   datasets = {s: pipelines.make_dataset(config.data, corpus, s,
                                         training=(s == "train"), epoch=epoch)
@@ -88,11 +93,35 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   with strategy.scope():
     model = compile_model(build_model(config, len(corpus.vocab)), config)
   _log_parameters(model, config, len(corpus.vocab))
-  backup = wd.read_json(run_dir, "backup/training_metadata.json")
-  if backup:
-    logging.info("resuming after epoch %d from %s", backup["epoch"],
-                 wd.path(run_dir, "backup"))
+  train_tokens = pipelines.num_targets(config.data, corpus.splits["train"])
+  callbacks = _callbacks(config, run_dir, epoch, datasets["test"], train_tokens)
+  start = time.time()
+  with distribute.lost_workers_reported(strategy):
+    model.fit(datasets["train"], validation_data=datasets["valid"],
+              epochs=config.train.epochs,
+              callbacks=callbacks + list(extra_callbacks),
+              verbose=config.train.verbose, shuffle=False)
+    if wd.read_best(run_dir) is None:
+      raise UserError("training diverged (perplexity NaN) before its first "
+                      "checkpoint; lower train.learning_rate or "
+                      "train.clip_norm and use a new --workdir")
+    model.load_weights(wd.best_weights(run_dir))
+    scores = {s: evaluation.perplexity(model, ds) for s, ds in datasets.items()}
+  results = _results(run_dir, model, scores, len(corpus.vocab))
+  results["last_session_seconds"] = round(time.time() - start, 1)
+  if chief:
+    wd.write_json(workdir, "results.json", results)
+    shutil.rmtree(wd.path(workdir, "backup"), ignore_errors=True)
+  else:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if not os.listdir(wd.path(workdir, "workers")):
+      os.rmdir(wd.path(workdir, "workers"))
+  logging.info("results: %s", results)
+  return results
 
+
+def _callbacks(config, run_dir, epoch, test_dataset, train_tokens):
+  """kerasrnn's callbacks of one run, in the order they must run."""
   callbacks = [
       cb.TrainingEpoch(epoch),
       cb.ResetStates(),
@@ -101,11 +130,10 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   ]
   if config.train.eval_test_every_epoch:
     callbacks.append(cb.TestPerplexity(
-        lambda m: evaluation.perplexity(m, datasets["test"])[0]))
-  train_tokens = pipelines.num_targets(config.data, corpus.splits["train"])
-  callbacks += [
-      cb.EpochHistory(wd.path(run_dir, "history.csv"), train_tokens),
-      cb.BestCheckpoint(wd.path(run_dir, "checkpoints")),
+        lambda m: evaluation.perplexity(m, test_dataset)[0]))
+  return callbacks + [
+      cb.EpochHistory(run_dir, train_tokens),
+      cb.BestCheckpoint(run_dir),
       # Kept until results.json is written, so a run killed after its last
       # epoch resumes to the results instead of training again; two states,
       # so a run killed while writing one resumes from the one before.
@@ -115,31 +143,19 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
       keras.callbacks.TerminateOnNaN(),
       keras.callbacks.TensorBoard(wd.path(run_dir, "tensorboard"),
                                   write_graph=False),
-  ] + list(extra_callbacks)
-  start = time.time()
-  with distribute.lost_workers_reported(strategy):
-    model.fit(datasets["train"], validation_data=datasets["valid"],
-              epochs=config.train.epochs, callbacks=callbacks,
-              verbose=config.train.verbose, shuffle=False)
-    model.load_weights(wd.best_weights(run_dir))
-    scores = {s: evaluation.perplexity(model, ds) for s, ds in datasets.items()}
-  history = cb.read_history(wd.path(run_dir, "history.csv"))
-  results = {"best_epoch": wd.read_json(run_dir, "checkpoints/best.json")["epoch"],
+  ]
+
+
+def _results(run_dir, model, scores, vocab_size):
+  """The run's results.json: the best checkpoint's figures and the history's."""
+  history = wd.read_history(run_dir)
+  results = {"best_epoch": wd.read_best(run_dir)["epoch"],
              "epochs": len(history),
              "wall_seconds": round(sum(float(r["seconds"]) for r in history), 1),
-             "last_session_seconds": round(time.time() - start, 1),
              "diverged": history[-1]["train_perplexity"] in ("nan", "inf"),
              "parameters": model.count_params(),
-             "vocab_size": len(corpus.vocab)}
+             "vocab_size": vocab_size}
   for split, (ppl, tokens) in scores.items():
     results[f"{split}_perplexity"] = ppl
     results[f"{split}_tokens"] = tokens
-  if chief:
-    wd.write_json(workdir, "results.json", results)
-    shutil.rmtree(wd.path(workdir, "backup"), ignore_errors=True)
-  else:
-    shutil.rmtree(run_dir, ignore_errors=True)
-    if not os.listdir(wd.path(workdir, "workers")):
-      os.rmdir(wd.path(workdir, "workers"))
-  logging.info("results: %s", results)
   return results

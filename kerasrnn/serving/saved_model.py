@@ -1,4 +1,4 @@
-"""Loading an exported model as any TensorFlow program would (no kerasrnn)."""
+"""Loading an exported model as any TensorFlow program would."""
 import os
 
 import tensorflow as tf

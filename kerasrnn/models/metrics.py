@@ -1,0 +1,108 @@
+"""Exact perplexity: exp(summed NLL of real target tokens / their number).
+
+Keras's averaged loss weights batches, not tokens, so its exp is not the
+perplexity of a split once batches hold different numbers of real tokens.
+`Perplexity` sums in float64 and counts tokens. Under `tf.distribute` every
+replica adds the sums of the whole global batch, so each holds the global
+figures, whichever way a Keras version synchronises metric variables.
+"""
+import keras
+from keras import ops
+
+from kerasrnn.models import replicas
+
+
+def token_nll(targets, logits):
+  """Negative log-likelihood of each target, 0 at padding.
+
+  Args:
+    targets: <int>[batch, time] ids, 0 = padding.
+    logits: <float>[batch, time, vocab].
+
+  Returns:
+    <float32>[batch, time].
+  """
+  targets = ops.cast(targets, "int32")
+  nll = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+  return nll * ops.cast(ops.not_equal(targets, 0), nll.dtype)
+
+
+class SequenceLoss(keras.losses.Loss):
+  """The loss of Zaremba et al.: NLL summed over time, averaged over rows.
+
+  With it, the paper's learning rate (1) and clip norm (5) apply unchanged;
+  a Keras per-token mean would need them scaled by the number of steps.
+  """
+
+  def __init__(self, name="sequence_nll", **kwargs):
+    super().__init__(name=name, **kwargs)
+
+  def call(self, y_true, y_pred):
+    return ops.sum(token_nll(y_true, y_pred), axis=-1)
+
+
+class GlobalRatio(keras.metrics.Metric):
+  """Sums a numerator and a denominator over batches and replicas.
+
+  `add(total, count)` takes this replica's sums and adds those of the whole
+  global batch (all-reduced under `tf.distribute`; unchanged on one device).
+  Every replica then adds the same values, so the variables aggregate by
+  "mean": right whether Keras keeps them in sync on write (Keras 3.8, where
+  "sum" would add the old value once per replica) or on read (newer Keras).
+  """
+
+  def __init__(self, name, **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.total = self._sum_variable("total")
+    self.count = self._sum_variable("count")
+
+  def _sum_variable(self, name):
+    return self.add_variable(shape=(), initializer="zeros", dtype="float64",
+                             name=name, aggregation="mean")
+
+  def add(self, total, count):
+    sums = replicas.global_sum(ops.stack([ops.cast(total, "float64"),
+                                          ops.cast(count, "float64")]))
+    self.total.assign_add(sums[0])
+    self.count.assign_add(sums[1])
+
+  def ratio(self):
+    return ops.divide_no_nan(self.total, self.count)
+
+
+class MeanSequenceLoss(GlobalRatio):
+  """`SequenceLoss` over every row seen: summed NLL / number of rows."""
+
+  def __init__(self, name="loss", **kwargs):
+    super().__init__(name=name, **kwargs)
+
+  def update_state(self, nll):
+    """Adds <float>[batch, time] per-token NLL (0 at padding)."""
+    self.add(ops.sum(nll), ops.shape(nll)[0])
+
+  def result(self):
+    return self.ratio()
+
+
+class Perplexity(GlobalRatio):
+  """Exact perplexity over all batches seen since the last reset.
+
+  `update_state(targets, logits, sample_weight=None)` adds the summed NLL of
+  the non-padding targets (times `sample_weight`, if given) and their count.
+  """
+
+  def __init__(self, name="perplexity", **kwargs):
+    super().__init__(name=name, **kwargs)
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    self.update_from_nll(y_true, token_nll(y_true, y_pred), sample_weight)
+
+  def update_from_nll(self, y_true, nll, sample_weight=None):
+    """Like `update_state`, from `token_nll(y_true, y_pred)` already computed."""
+    weights = ops.cast(ops.not_equal(ops.cast(y_true, "int32"), 0), "float64")
+    if sample_weight is not None:
+      weights = weights * ops.cast(sample_weight, "float64")
+    self.add(ops.sum(ops.cast(nll, "float64") * weights), ops.sum(weights))
+
+  def result(self):
+    return ops.exp(self.ratio())
