@@ -52,7 +52,9 @@ def base_config():
 
   c.model = model = ml_collections.ConfigDict()
   model.cell = "lstm"  # lstm | gru
-  model.gru_reset_after = True  # Keras/cuDNN GRU (True) or the original (False).
+  # GRU: True = Keras/cuDNN default (reset gate after the recurrent matmul),
+  # False = the published GRU of Cho et al., EMNLP 2014.
+  model.gru_reset_after = True
   model.embedding_size = 0  # 0 = hidden_size.
   model.hidden_size = 200
   model.num_layers = 2

@@ -29,6 +29,8 @@ def _imports():
         names = []
         if isinstance(node, ast.Import):
           names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "kerasrnn":
+          names = [f"kerasrnn.{a.name}" for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
           names = [node.module]
         for imported in names:

@@ -69,3 +69,25 @@ def test_checkpoints_load_both_ways(tmp_path):
   hoisted.load_weights(tmp_path / "stock.weights.h5")
   for a, b in zip(hoisted.get_weights(), stock.get_weights()):
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_final_state_skips_padding_only_with_the_mask(name, go_backwards):
+  """A test that fails without masking (unlike right-padded outputs).
+
+  The final state of a row padded on the right equals the state after its
+  last real token only if the padded steps are masked; read backwards, the
+  padding would come first and change every state.
+  """
+  _, layer = _pair(name, return_state=True, go_backwards=go_backwards)
+  rng = np.random.default_rng(2)
+  real = rng.normal(size=(1, 3, 6)).astype(np.float32)
+  padded = np.concatenate([real, rng.normal(size=(1, 4, 6))], axis=1)
+  mask = tf.constant([[True] * 3 + [False] * 4])
+  alone = layer(real)[1:]
+  masked = layer(padded.astype(np.float32), mask=mask)[1:]
+  unmasked = layer(padded.astype(np.float32))[1:]
+  for a, m, u in zip(alone, masked, unmasked):
+    np.testing.assert_allclose(m.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(u.numpy() - a.numpy()).max() > 1e-3

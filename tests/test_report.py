@@ -14,14 +14,16 @@ HEADER = ("epoch,learning_rate,train_perplexity,val_perplexity,"
           "test_perplexity,seconds,tokens_per_second\n")
 
 
-def _fake_run(root, name, rows, finished, **overrides):
+def _fake_run(root, name, rows, results, **overrides):
   path = os.path.join(root, name)
   config = smoke_config("", overrides=overrides)
-  wd.claim(path, config, Vocabulary.build([["a", "b", "c"]]))
+  os.makedirs(path)
+  Vocabulary.build([["a", "b", "c"]]).save(wd.path(path, "vocab.txt"))
+  wd.write_json(path, "config.json", config.to_dict())
   with open(os.path.join(path, "history.csv"), "w") as f:
     f.write(HEADER + "".join(",".join(map(str, r)) + "\n" for r in rows))
-  if finished:
-    wd.write_json(path, "results.json", {"epochs": len(rows)})
+  if results:  # A finished run.
+    wd.write_json(path, "results.json", results)
   return path
 
 
@@ -30,7 +32,8 @@ def runs(tmp_path):
   root = str(tmp_path / "runs")
   _fake_run(root, "lstm", [(1, 1, 300.5, 200.25, 190.0, 60, 1000),
                            (2, 1, 150.0, 160.0, 155.5, 60, 1000),
-                           (3, 0.5, 120.0, 165.0, 158.0, 60, 1000)], True,
+                           (3, 0.5, 120.0, 165.0, 158.0, 60, 1000)],
+            {"epochs": 3, "valid_perplexity": 160.004, "test_perplexity": 155.496},
             **{"train.epochs": 3})
   _fake_run(root, "gru_running", [(1, 1, 310.0, 210.0, 200.0, 30, 2000),
                                   (2, 1, 160.0, 170.0, 165.0, 30, 2000)],
@@ -45,8 +48,10 @@ def test_summary_figures_are_the_best_rows_of_the_csvs(runs, tmp_path):
   out = str(tmp_path / "report")
   rows = {r["run"]: r for r in report.write_report(f"{runs}/*", out)}
   assert rows["lstm"]["best_epoch"] == 2
+  # A finished run: train from its best epoch's row, valid/test from its
+  # best checkpoint's evaluation (results.json), as every document quotes.
   assert (rows["lstm"]["train_perplexity"], rows["lstm"]["val_perplexity"],
-          rows["lstm"]["test_perplexity"]) == (150.0, 160.0, 155.5)
+          rows["lstm"]["test_perplexity"]) == (150.0, 160.004, 155.496)
   assert rows["lstm"]["epochs"] == "3/3" and rows["lstm"]["status"] == "finished"
   assert rows["lstm"]["wall_minutes"] == 3.0
   assert rows["gru_running"]["status"] == "in progress"
@@ -59,9 +64,10 @@ def test_summary_figures_are_the_best_rows_of_the_csvs(runs, tmp_path):
   assert rows["lstm"]["parameters"] == 6 * 16 + 4 * (16 * 16 * 2 + 16) + 16 * 6 + 6
   with open(os.path.join(out, "summary.csv")) as f:
     table = {r["run"]: r for r in csv.DictReader(f)}
-  assert float(table["lstm"]["test_perplexity"]) == 155.5
+  assert float(table["lstm"]["test_perplexity"]) == 155.496
   md = open(os.path.join(out, "summary.md")).read()
   assert "| lstm | LSTM 1x16 |" in md and "| 160.00 | 155.50 |" in md
+  assert "| 170.00 | 165.00 |" in md  # In progress: from history.csv.
   assert "| adam | 0.001 |" in md  # Not rounded away to 0.00.
 
 

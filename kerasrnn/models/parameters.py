@@ -3,7 +3,7 @@
 For input size n and m units:
   LSTM (Keras, one bias per gate):   4 (n m + m m + m)
   LSTM (PyTorch/cuDNN, two biases):  4 (n m + m m + 2 m)
-  GRU, reset_after=False (original): 3 (n m + m m + m)
+  GRU, reset_after=False (Cho et al., EMNLP 2014): 3 (n m + m m + m)
   GRU, reset_after=True (Keras/cuDNN default, separate recurrent bias):
                                      3 (n m + m m + 2 m)
 """
@@ -20,7 +20,7 @@ def recurrent_parameters(cell, input_size, units, two_biases=False):
     input_size: width n of the layer's input.
     units: number of units m.
     two_biases: PyTorch's LSTM (b_ih and b_hh), or a GRU with
-      reset_after=True; False for Keras's LSTM and the original GRU.
+      reset_after=True; False for Keras's LSTM and reset_after=False.
 
   Returns:
     gates * (n*m + m*m + biases*m).

@@ -72,9 +72,10 @@ def write_tables(rows, out):
            "|" + "---|" * len(SUMMARY_FIELDS)]
   lines += ["| " + " | ".join(_fmt(k, r[k]) for k in SUMMARY_FIELDS) + " |"
             for r in rows]
-  note = ("\nPerplexities are those of each run's best epoch (lowest "
-          "validation perplexity) in its history.csv; the train figure is the "
-          "running mean over that epoch, with dropout on.\n")
+  note = ("\nValidation and test perplexities are those of each run's best "
+          "checkpoint (lowest validation perplexity): from results.json once "
+          "a run has finished, from its history.csv while it runs. The train "
+          "figure is the running mean over the best epoch, with dropout on.\n")
   with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
     f.write("\n".join(lines) + "\n" + note)
 

@@ -17,12 +17,16 @@ SUMMARY_FIELDS = ("run", "model", "dropout", "optimizer", "learning_rate",
 
 @dataclasses.dataclass
 class Run:
-  """One workdir: its config, its history.csv rows (floats), its state."""
+  """One workdir: its config, history.csv rows (floats) and results.json."""
   path: str
   config: dict
   history: list
-  finished: bool
+  results: dict  # None while the run is in progress.
   vocab_size: int
+
+  @property
+  def finished(self):
+    return self.results is not None
 
   @property
   def name(self):
@@ -40,9 +44,18 @@ class Run:
     return min(rows, key=lambda r: r["val_perplexity"]) if rows else None
 
   def summary(self):
-    """The run's row of the summary table; figures are its best epoch's."""
+    """The run's row of the summary table.
+
+    Validation and test perplexity of a finished run are its best
+    checkpoint's (results.json, as every other document quotes them); of a
+    run in progress, its best epoch's in history.csv. The train figure is
+    the running mean over the best epoch (dropout on).
+    """
     m, t = self.config["model"], self.config["train"]
-    best = self.best() or {}
+    best = dict(self.best() or {})
+    if self.finished and "test_perplexity" in self.results:
+      best["val_perplexity"] = self.results["valid_perplexity"]
+      best["test_perplexity"] = self.results["test_perplexity"]
     params = model_parameters(ml_collections.ConfigDict(m), self.vocab_size)
     return {
         "run": self.name,
@@ -75,7 +88,7 @@ def load_run(path):
   else:
     raise UserError(f"{path} has neither vocab.txt nor results.json: copy "
                     "one of them from the run's workdir")
-  return Run(path, config, history, results is not None, vocab_size)
+  return Run(path, config, history, results, vocab_size)
 
 
 def find_runs(patterns):
