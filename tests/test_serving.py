@@ -5,17 +5,19 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import smoke_config
+from kerasrnn import workdir as wd
+from kerasrnn.data import pipelines
 from kerasrnn.data import text
 from kerasrnn.data.corpus import load_corpus
 from kerasrnn.serving import export
 from kerasrnn.training import evaluation
 from kerasrnn.training import train
-from kerasrnn import workdir as wd
 
 pytestmark = pytest.mark.slow
 
@@ -192,8 +194,11 @@ def test_warmup_requests_replay_against_their_signatures(run, loaded):
     names.append(request.model_spec.signature_name)
     inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
     outputs = loaded.signatures[names[-1]](**inputs)
-    assert outputs
-  assert sorted(names) == ["generate", "log_probs", "next_words", "score"]
+    # Every request is a batch of 2 and every output has a row for each.
+    assert {k: v.shape[0] for k, v in outputs.items()} == dict.fromkeys(
+        outputs, 2), names[-1]
+  assert sorted(names) == ["generate", "log_probs", "next_words", "score",
+                           "step"]
 
 
 def test_saved_model_cli_shows_and_runs_score(run):
@@ -203,13 +208,21 @@ def test_saved_model_cli_shows_and_runs_score(run):
                         capture_output=True, text=True, timeout=300,
                         check=True)
   for name in ("serving_default", "score", "next_words", "generate",
-               "log_probs"):
+               "log_probs", "step"):
     assert f"signature_def['{name}']" in show.stdout
+  assert "inputs['state_0_c']" in show.stdout
   ran = subprocess.run(
       [cli, "run", "--dir", run[1], "--tag_set", "serve", "--signature_def",
        "score", "--input_exprs", "text=['the company said']"], env=env,
       capture_output=True, text=True, timeout=300, check=True)
   assert "perplexity" in ran.stdout
+  zeros = [[0.0] * 16]  # The smoke model's state: 1 layer of 16 units.
+  ran = subprocess.run(
+      [cli, "run", "--dir", run[1], "--tag_set", "serve", "--signature_def",
+       "step", "--input_exprs", f"token_ids=[[2, 5]];targets=[[5, 0]];"
+       f"state_0_h={zeros};state_0_c={zeros}"], env=env,
+      capture_output=True, text=True, timeout=300, check=True)
+  assert "next_log_probs" in ran.stdout and "state_0_c" in ran.stdout
 
 
 def _cli(tool, *args, stdin=None):
@@ -221,12 +234,13 @@ def _cli(tool, *args, stdin=None):
 
 def test_score_and_generate_tools_read_the_export(run, loaded):
   base = os.path.dirname(run[1])
-  scored = _cli("score", f"--model={base}", stdin="the company said\n\n")
+  scored = _cli("score", f"--model={base}",
+                stdin="the company said\n\n  \nsaid the\n")
   assert scored.returncode == 0, scored.stderr[-2000:]
   rows = [json.loads(l) for l in scored.stdout.splitlines()]
   expected = loaded.signatures["score"](text=tf.constant(["the company said",
-                                                          ""]))
-  assert [r["num_tokens"] for r in rows] == [4, 1]
+                                                          "said the"]))
+  assert [r["num_tokens"] for r in rows] == [4, 3]  # Blank lines skipped.
   np.testing.assert_allclose([r["log_likelihood"] for r in rows],
                              expected["log_likelihood"].numpy(), rtol=1e-6)
   generated = _cli("generate", f"--model={run[1]}", "--prompt=the company",
@@ -235,6 +249,87 @@ def test_score_and_generate_tools_read_the_export(run, loaded):
   samples = [json.loads(l) for l in generated.stdout.splitlines()]
   assert len(samples) == 3
   assert all(len(s["text"].split()) == s["num_tokens"] <= 4 for s in samples)
+
+
+def test_score_tool_on_a_split_file_equals_sentence_evaluation(run, tmp_path):
+  workdir, path = run
+  lines = _test_sentences(workdir)
+  data = tmp_path / "test.txt"  # The split with blank lines in it.
+  data.write_text("\n".join(lines[:5] + ["", "   "] + lines[5:]) + "\n\n")
+  scored = _cli("score", f"--model={path}", f"--input={data}", "--total_only")
+  assert scored.returncode == 0, scored.stderr[-2000:]
+  total = json.loads(scored.stdout.strip().splitlines()[-1])
+  expected = evaluation.evaluate(workdir, "test", mode="sentence")
+  assert total["sentences"] == len(lines)
+  assert total["num_tokens"] == expected["target_tokens"]
+  assert total["perplexity"] == pytest.approx(expected["perplexity"],
+                                              rel=1e-5)
+
+
+def test_streaming_the_test_split_through_step_equals_stream_evaluation(
+    run, loaded):
+  workdir, _ = run
+  config = wd.load_config(workdir)
+  split = load_corpus(config.data, wd.load_vocab(workdir)).splits["test"]
+  inputs, targets = pipelines.shifted_inputs(split), split.ids
+  step = loaded.signatures["step"]
+  states = {k: tf.zeros([1, v.shape[1]]) for k, v in
+            step.structured_input_signature[1].items()
+            if k.startswith("state_")}
+  log_likelihood, tokens = 0.0, 0
+  for start in range(0, len(inputs), 37):  # Chunks of any length.
+    out = step(token_ids=tf.constant(inputs[None, start:start + 37]),
+               targets=tf.constant(targets[None, start:start + 37]), **states)
+    states = {k: out[k] for k in states}
+    log_likelihood += float(out["log_likelihood"][0])
+    tokens += int(out["num_tokens"][0])
+  expected = evaluation.evaluate(workdir, "test", batch_size=1, mode="stream")
+  assert tokens == expected["target_tokens"] == split.num_tokens
+  assert np.exp(-log_likelihood / tokens) == pytest.approx(
+      expected["perplexity"], rel=1e-5)
+
+
+@pytest.mark.parametrize("endpoint,inputs", [
+    ("score", {"text": tf.constant(["the cat", "a dog sat"])}),
+    ("next_words", {"text": tf.constant(["the cat", "a dog sat"])}),
+    ("generate", {"prompt": tf.constant(["the", "a"]),
+                  "max_tokens": tf.constant([3, 3]),
+                  "temperature": tf.constant([0.0, 0.0])}),
+    ("log_probs", {"token_ids": tf.constant([[2, 5, 0], [2, 7, 3]])}),
+])
+def test_keras_3_loads_every_signature_with_tfsmlayer(run, loaded, endpoint,
+                                                      inputs):
+  layer = keras.layers.TFSMLayer(run[1], call_endpoint=endpoint)
+  if len(inputs) == 1:  # One tensor in.
+    got = layer(*inputs.values())
+  else:  # The first input, then the others by name.
+    first, *others = inputs
+    got = layer(inputs[first], **{k: inputs[k] for k in others})
+  want = loaded.signatures[endpoint](**inputs)
+  for key, value in want.items():
+    if value.dtype == tf.string:
+      assert (got[key].numpy() == value.numpy()).all(), key
+    else:
+      np.testing.assert_allclose(got[key].numpy(), value.numpy(), rtol=1e-6)
+
+
+def test_step_signature_inside_a_keras_model(run, loaded):
+  step = keras.layers.TFSMLayer(run[1], call_endpoint="step")
+  spec = loaded.signatures["step"].structured_input_signature[1]
+  inputs = {name: keras.Input(shape=s.shape[1:], dtype=s.dtype, name=name)
+            for name, s in spec.items()}
+  outputs = step(inputs)
+  model = keras.Model(inputs, {"next_log_probs": outputs["next_log_probs"],
+                               "log_likelihood": outputs["log_likelihood"]})
+  feed = {n: np.zeros((2,) + tuple(s.shape[1:]), np.float32)
+          for n, s in spec.items() if n.startswith("state_")}
+  feed["token_ids"] = np.array([[2, 5, 7], [2, 9, 0]], np.int32)
+  feed["targets"] = np.array([[5, 7, 0], [9, 0, 0]], np.int32)
+  got = model(feed)
+  want = loaded.signatures["step"](**{k: tf.constant(v) for k, v in feed.items()})
+  np.testing.assert_allclose(got["log_likelihood"].numpy(),
+                             want["log_likelihood"].numpy(), rtol=1e-6)
+  assert got["next_log_probs"].shape == (2, len(wd.load_vocab(run[0])))
 
 
 def test_export_tool_writes_the_next_version(run):

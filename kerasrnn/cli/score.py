@@ -19,7 +19,7 @@ from kerasrnn.errors import UserError
 
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir or model base.")
 _INPUT = flags.DEFINE_string("input", "-", "Text file, one sentence per line "
-                             "('-' = stdin).")
+                             "('-' = stdin); blank lines are skipped.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Sentences per request.")
 _TOTAL = flags.DEFINE_bool("total_only", False,
                            "Print only the perplexity over all sentences.")
@@ -35,7 +35,9 @@ def main(argv):
   score = saved_model.load(_MODEL.value).signatures["score"]
   f = sys.stdin if _INPUT.value == "-" else open(_INPUT.value, encoding="utf-8")
   try:
-    lines = [line.rstrip("\n") for line in f]
+    # Blank lines are no sentences, as in the corpus reader (so that a split
+    # file scores as kerasrnn-evaluate --mode=sentence scores it).
+    lines = [line.rstrip("\n") for line in f if line.strip()]
   except UnicodeDecodeError as e:
     raise UserError(f"{_INPUT.value} is not valid UTF-8 ({e.reason})") from None
   total_ll, total_tokens = 0.0, 0

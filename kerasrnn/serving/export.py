@@ -51,7 +51,7 @@ def export(workdir, export_base, top_k=10, max_new_tokens=200):
   tmp = tempfile.mkdtemp(prefix=".tmp-", dir=export_base)
   try:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
-    warmup.write_requests(tmp)
+    warmup.write_requests(tmp, module.state_units)
     while True:
       target = os.path.join(export_base, str(next_version(export_base)))
       try:

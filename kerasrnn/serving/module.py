@@ -11,6 +11,10 @@ from kerasrnn.data import text
 from kerasrnn.models import rnn_layers
 
 
+def _num_states(cell):
+  return len(tf.nest.flatten(cell.state_size))
+
+
 def _cell_step(cell, x, states):
   """One step of a Keras LSTM/GRU cell; returns (output, states as a list)."""
   out, new_states = cell(x, states, training=False)
@@ -52,6 +56,20 @@ class LanguageModelModule(tf.Module):
     self._embedding = model.get_layer("embedding")
     self._cells = [layer.cell for layer in rnn_layers(model)]
     self._logits = model.get_layer("logits")
+    # One named input (and output) per state tensor: state_<layer>_h, and
+    # state_<layer>_c for an LSTM (Keras's order of the cell's states).
+    self.state_names = [
+        [f"state_{i}_{part}" for part in "hc"[:_num_states(cell)]]
+        for i, cell in enumerate(self._cells)]
+    self.state_units = {name: cell.units for cell, names in zip(
+        self._cells, self.state_names) for name in names}
+    # One dict of named inputs: flat named tensors for TF Serving, and one
+    # argument for callers such as keras.layers.TFSMLayer.
+    specs = {name: tf.TensorSpec([None, None], tf.int32, name)
+             for name in ("token_ids", "targets")}
+    specs.update({name: tf.TensorSpec([None, units], tf.float32, name)
+                  for name, units in self.state_units.items()})
+    self.step = tf.function(self._stream_step, input_signature=[specs])
 
   def _ids(self, strings):
     """<string>[batch] -> ragged <int32>[batch, (words)]; unknown -> <unk>."""
@@ -60,13 +78,32 @@ class LanguageModelModule(tf.Module):
     # '<pad>' typed by a client is a word like any other unknown one.
     return tf.where(ids == text.PAD_ID, text.UNK_ID, ids)
 
+  def _check_ids(self, ids, name):
+    """InvalidArgument unless every id of input `name` is in the vocabulary."""
+    message = f"{name} must be ids in [0, {self.vocab_size}) (0 = padding)"
+    return [tf.debugging.assert_non_negative(ids, message=message),
+            tf.debugging.assert_less(ids, self.vocab_size, message=message)]
+
+  def _check_batch(self, first, others):
+    """InvalidArgument unless every input has the batch size of `first`."""
+    name, value = first
+    return [tf.debugging.assert_equal(
+        tf.shape(other)[0], tf.shape(value)[0],
+        message=f"{other_name} must have one row per row of {name}")
+            for other_name, other in others]
+
   def _with_start(self, ids):
     eos = tf.fill([ids.nrows(), 1], text.EOS_ID)
     return tf.concat([eos, ids], axis=1)
 
   def _log_probs(self, token_ids):
-    # The model's own distribution, exactly as evaluation scores it.
-    return tf.nn.log_softmax(self.model(token_ids, training=False))
+    # The model's own distribution, exactly as evaluation scores it. Keras's
+    # recurrent layers fail on an empty batch: that answer is known.
+    shape = tf.shape(token_ids)
+    return tf.cond(
+        tf.size(token_ids) > 0,
+        lambda: tf.nn.log_softmax(self.model(token_ids, training=False)),
+        lambda: tf.zeros([shape[0], shape[1], self.vocab_size]))
 
   def _without_padding(self, logits):
     # Padding is never a word to predict or sample.
@@ -113,39 +150,104 @@ class LanguageModelModule(tf.Module):
       tf.TensorSpec([None, None], tf.int32, "token_ids")])
   def log_probs(self, token_ids):
     """Log-probabilities of every next token; ids 0 are padding."""
-    return {"log_probs": self._log_probs(token_ids)}
+    with tf.control_dependencies(self._check_ids(token_ids, "token_ids")):
+      return {"log_probs": self._log_probs(token_ids)}
 
   def _initial_states(self, batch):
-    return [[tf.zeros([batch, cell.units]) for _ in range(
-        len(tf.nest.flatten(cell.state_size)))] for cell in self._cells]
+    return [[tf.zeros([batch, cell.units]) for _ in range(_num_states(cell))]
+            for cell in self._cells]
 
   def _step(self, token, states):
-    """Feeds one token per row; returns (<float32>[batch, vocab] logits, states)."""
+    """Feeds one token per row; returns (<float32>[batch, vocab] logits, states).
+
+    The logits are the model's own (padding included), as evaluation
+    scores them; `_without_padding` makes them a distribution over words.
+    """
     x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
     new_states = []
     for cell, s in zip(self._cells, states):
       x, s = _cell_step(cell, x, s)
       new_states.append(s)
-    return self._without_padding(self._logits(x)), new_states
+    return self._logits(x), new_states
 
-  def _read_prompt(self, ids):
-    """Runs the prompts (after <eos>) through the cells, step by step."""
-    inputs = self._with_start(ids).to_tensor(text.PAD_ID)
+  def _read(self, inputs, states, targets=None):
+    """Runs <int32>[batch, time] inputs through the cells, step by step.
+
+    Padded steps (id 0) leave a row's state unchanged, so rows of different
+    lengths end in the state after their own last token.
+
+    Returns:
+      (the model's logits after each row's last real input (from its
+      incoming state if it has none), new states, log-likelihood of the
+      non-zero `targets`, their number).
+    """
     batch = tf.shape(inputs)[0]
-    states = self._initial_states(batch)
-    logits = tf.zeros([batch, self.vocab_size])
+    # The output of the top layer is its h: the logits of the incoming state.
+    logits = self._logits(states[-1][0])
+    log_likelihood = tf.zeros([batch])
+    scoring = targets is not None
+    if not scoring:
+      targets = tf.zeros_like(inputs)
     for t in tf.range(tf.shape(inputs)[1]):
       tf.autograph.experimental.set_loop_options(shape_invariants=[
           (logits, tf.TensorShape([None, self.vocab_size]))])
       token = inputs[:, t]
       step_logits, step_states = self._step(token, states)
       real = token != text.PAD_ID
-      # Rows whose prompt has ended keep their last state and logits.
       states = tf.nest.map_structure(
           lambda new, old: tf.where(real[:, None], new, old), step_states,
           states)
       logits = tf.where(real[:, None], step_logits, logits)
+      if scoring:
+        target = targets[:, t]
+        picked = tf.gather(tf.nn.log_softmax(step_logits), target,
+                           batch_dims=1)
+        log_likelihood += tf.where(target != text.PAD_ID, picked, 0.0)
+    num_tokens = tf.reduce_sum(tf.cast(targets != text.PAD_ID, tf.int32), 1)
+    return logits, states, log_likelihood, num_tokens
+
+  def _read_prompt(self, ids):
+    """Runs the prompts (after <eos>) from the zero state."""
+    inputs = self._with_start(ids).to_tensor(text.PAD_ID)
+    logits, states, _, _ = self._read(
+        inputs, self._initial_states(tf.shape(inputs)[0]))
     return logits, states
+
+  def _stream_step(self, inputs):
+    """The `step` signature: one chunk of each row's stream, state in and out.
+
+    Feeds `token_ids` (0 = padding at the end of shorter rows) from the given
+    recurrent state (all zeros = the start of a stream) and scores `targets`
+    (the next token of each input; 0 = not scored).
+
+    Returns:
+      `log_likelihood` <float32>[batch] and `num_tokens` <int32>[batch] of
+      the targets; `next_log_probs` <float32>[batch, vocab]: the next word's
+      distribution after each row's last input (padding excluded); and the
+      new state under the input names.
+    """
+    names = [n for layer in self.state_names for n in layer]
+    token_ids, targets = inputs["token_ids"], inputs["targets"]
+    flat_states = [inputs[n] for n in names]
+    checks = (self._check_ids(token_ids, "token_ids")
+              + self._check_ids(targets, "targets")
+              + self._check_batch(("token_ids", token_ids),
+                                  [("targets", targets)]
+                                  + list(zip(names, flat_states)))
+              + [tf.debugging.assert_equal(
+                  tf.shape(targets), tf.shape(token_ids),
+                  message="targets must have the shape of token_ids")])
+    with tf.control_dependencies(checks):
+      token_ids, targets = tf.identity(token_ids), tf.identity(targets)
+      flat_states = [tf.identity(s) for s in flat_states]
+    it = iter(flat_states)
+    states = [[next(it) for _ in layer] for layer in self.state_names]
+    logits, states, log_likelihood, num_tokens = self._read(
+        token_ids, states, targets)
+    out = {"log_likelihood": log_likelihood, "num_tokens": num_tokens,
+           "next_log_probs": tf.nn.log_softmax(self._without_padding(logits))}
+    out.update(zip(names, tf.nest.flatten(states)))
+    return out
 
   @tf.function(input_signature=[
       tf.TensorSpec([None], tf.string, "prompt"),
@@ -158,9 +260,13 @@ class LanguageModelModule(tf.Module):
     max_tokens <= 0 gives an empty continuation; it is capped at
     `max_new_tokens`.
     """
-    tf.debugging.assert_greater_equal(
-        temperature, 0.0, message="temperature must be >= 0 (0 = greedy)")
-    limit = tf.clip_by_value(max_tokens, 0, self.max_new_tokens)
+    checks = [tf.debugging.assert_greater_equal(
+        temperature, 0.0, message="temperature must be >= 0 (0 = greedy)")]
+    checks += self._check_batch(("prompt", prompt),
+                                [("max_tokens", max_tokens),
+                                 ("temperature", temperature)])
+    with tf.control_dependencies(checks):
+      limit = tf.clip_by_value(max_tokens, 0, self.max_new_tokens)
     logits, states = self._read_prompt(self._ids(prompt))
     batch = tf.shape(limit)[0]
     done = limit <= 0
@@ -172,8 +278,11 @@ class LanguageModelModule(tf.Module):
     while not tf.reduce_all(done):
       tf.autograph.experimental.set_loop_options(shape_invariants=[
           (logits, tf.TensorShape([None, self.vocab_size]))])
-      sampled = tf.random.categorical(logits / scale, 1, dtype=tf.int32)[:, 0]
-      token = tf.where(greedy, tf.argmax(logits, -1, output_type=tf.int32),
+      words_only = self._without_padding(logits)
+      sampled = tf.random.categorical(words_only / scale, 1,
+                                      dtype=tf.int32)[:, 0]
+      token = tf.where(greedy,
+                       tf.argmax(words_only, -1, output_type=tf.int32),
                        sampled)
       token = tf.where(done, text.PAD_ID, token)
       finished = token == text.EOS_ID
@@ -196,5 +305,6 @@ class LanguageModelModule(tf.Module):
     return {"serving_default": score, "score": score,
             "next_words": self.next_words.get_concrete_function(),
             "generate": self.generate.get_concrete_function(),
-            "log_probs": self.log_probs.get_concrete_function()}
+            "log_probs": self.log_probs.get_concrete_function(),
+            "step": self.step.get_concrete_function()}
 

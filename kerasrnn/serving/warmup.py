@@ -9,23 +9,38 @@ from tensorflow_serving.apis import prediction_log_pb2
 _SENTENCES = ["the company said it expects to report a loss",
               "stocks fell sharply in new york"]
 
+_IDS = tf.constant([[2, 5, 9, 0], [2, 7, 3, 4]])
+
 REQUESTS = {
     "score": {"text": tf.constant(_SENTENCES)},
     "next_words": {"text": tf.constant(_SENTENCES)},
     "generate": {"prompt": tf.constant(_SENTENCES),
                  "max_tokens": tf.constant([5, 5]),
                  "temperature": tf.constant([1.0, 0.0])},
-    "log_probs": {"token_ids": tf.constant([[2, 5, 9, 0], [2, 7, 3, 4]])},
+    "log_probs": {"token_ids": _IDS},
 }
 
 
-def write_requests(saved_model_dir):
+def step_request(state_units):
+  """A `step` request from the start of two streams.
+
+  Args:
+    state_units: {state input name: units}, e.g. {'state_0_h': 200, ...}.
+  """
+  request = {"token_ids": _IDS, "targets": tf.roll(_IDS, -1, axis=1)}
+  request.update({name: tf.zeros([2, units])
+                  for name, units in state_units.items()})
+  return request
+
+
+def write_requests(saved_model_dir, state_units):
   """Writes one real PredictionLog request per signature."""
   extra = os.path.join(saved_model_dir, "assets.extra")
   os.makedirs(extra, exist_ok=True)
   path = os.path.join(extra, "tf_serving_warmup_requests")
   with tf.io.TFRecordWriter(path) as writer:
-    for signature, inputs in REQUESTS.items():
+    requests = dict(REQUESTS, step=step_request(state_units))
+    for signature, inputs in requests.items():
       request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
           signature_name=signature))
       for name, value in inputs.items():

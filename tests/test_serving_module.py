@@ -1,0 +1,158 @@
+"""The serving module's step-by-step decoder equals the model, and requests
+are checked: LSTM and GRU, 1 and 2 layers, tied and untied, untrained
+weights (equality does not need training)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import smoke_config
+from kerasrnn.data import text
+from kerasrnn.data.vocabulary import Vocabulary
+from kerasrnn.models import build_model
+from kerasrnn.serving.module import LanguageModelModule
+
+WORDS = "the cat sat on a mat dog saw red is".split()
+
+VARIANTS = [("lstm", 1, False), ("lstm", 2, False), ("lstm", 2, True),
+            ("gru", 1, False), ("gru", 2, False), ("gru", 2, True)]
+
+
+def _module(tmp_path, cell, layers, tied, max_new_tokens=20):
+  vocab = Vocabulary.build([WORDS])
+  vocab_file = str(tmp_path / "vocab.txt")
+  vocab.save(vocab_file)
+  config = smoke_config("", "sentence", {
+      "model.cell": cell, "model.num_layers": layers,
+      "model.tie_embeddings": tied, "model.init_scale": 0.5})
+  model = build_model(config, len(vocab), use_cudnn=False)
+  return LanguageModelModule(model, vocab_file, vocab.words,
+                             max_new_tokens=max_new_tokens)
+
+
+def _step(module):
+  """The `step` signature, called by its input names as a server would."""
+  return module.step.get_concrete_function()
+
+
+def _state_inputs(module, batch):
+  return {n: tf.zeros([batch, cell.units])
+          for cell, names in zip(module._cells, module.state_names)  # pylint: disable=protected-access
+          for n in names}
+
+
+# Rows of different lengths (0 = padding): each stops at its own step.
+IDS = np.array([[2, 5, 7, 9, 4, 3],
+                [2, 8, 0, 0, 0, 0],
+                [2, 6, 11, 3, 0, 0]], np.int32)
+
+
+@pytest.mark.parametrize("cell,layers,tied", VARIANTS)
+def test_step_signature_token_by_token_equals_log_probs(tmp_path, cell,
+                                                        layers, tied):
+  module = _module(tmp_path, cell, layers, tied)
+  expected = module.log_probs(tf.constant(IDS))["log_probs"].numpy()
+  states = _state_inputs(module, len(IDS))
+  ll = np.zeros(len(IDS))
+  for t in range(IDS.shape[1]):
+    targets = np.zeros_like(IDS[:, t:t + 1])
+    if t + 1 < IDS.shape[1]:
+      targets = IDS[:, t + 1:t + 2]
+    out = _step(module)(token_ids=tf.constant(IDS[:, t:t + 1]),
+                      targets=tf.constant(targets), **states)
+    states = {n: out[n] for n in states}
+    real = IDS[:, t] != 0
+    got = out["next_log_probs"].numpy()[real][:, 1:]  # Padding excluded.
+    want = expected[real, t, 1:]
+    want = want - np.log(np.exp(want).sum(-1, keepdims=True))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    ll += out["log_likelihood"].numpy()
+  # The targets' log-likelihood equals the sum over log_probs.
+  targets = np.concatenate([IDS[:, 1:], np.zeros((3, 1), np.int32)], 1)
+  picked = np.take_along_axis(expected, targets[..., None], -1)[..., 0]
+  np.testing.assert_allclose(ll, (picked * (targets != 0)).sum(1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell,layers,tied", VARIANTS)
+def test_step_chunks_and_generate_decoder_equal_log_probs(tmp_path, cell,
+                                                          layers, tied):
+  module = _module(tmp_path, cell, layers, tied)
+  expected = module.log_probs(tf.constant(IDS))["log_probs"].numpy()
+  last = (IDS != 0).sum(1) - 1
+  targets = np.where(np.arange(6) < last[:, None],
+                     np.roll(IDS, -1, axis=1), 0).astype(np.int32)
+  picked = np.take_along_axis(expected, targets[..., None], -1)[..., 0]
+  want_ll = (picked * (targets != 0)).sum(1)
+  # Two chunks of 4 and 2 steps carry the state like one call.
+  states = _state_inputs(module, len(IDS))
+  ll = 0
+  for chunk in (slice(0, 4), slice(4, 6)):
+    out = _step(module)(token_ids=tf.constant(IDS[:, chunk]),
+                      targets=tf.constant(targets[:, chunk]), **states)
+    states = {n: out[n] for n in states}
+    ll = ll + out["log_likelihood"].numpy()
+  np.testing.assert_allclose(ll, want_ll, rtol=1e-5)
+  final = expected[np.arange(3), last, 1:]
+  final -= np.log(np.exp(final).sum(-1, keepdims=True))
+  np.testing.assert_allclose(out["next_log_probs"].numpy()[:, 1:], final,
+                             atol=1e-5)
+  # generate's decoder: the prompt read step by step, then one more step.
+  prompts = tf.ragged.constant([list(r[1:l + 1]) for r, l in zip(IDS, last)])
+  logits, states = module._read_prompt(prompts)  # pylint: disable=protected-access
+  np.testing.assert_allclose(
+      tf.nn.log_softmax(logits).numpy(), expected[np.arange(3), last],
+      atol=1e-5)
+  nxt = np.array([3, 4, 5], np.int32)
+  step_logits, _ = module._step(tf.constant(nxt), states)  # pylint: disable=protected-access
+  longer = np.pad(IDS, ((0, 0), (0, 1)))
+  longer[np.arange(3), last + 1] = nxt
+  want = module.log_probs(tf.constant(longer))["log_probs"].numpy()[
+      np.arange(3), last + 1]
+  np.testing.assert_allclose(tf.nn.log_softmax(step_logits).numpy(), want,
+                             atol=1e-5)
+
+
+def _invalid(fn, match, **kwargs):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+    fn(**kwargs)
+
+
+def test_requests_are_checked(tmp_path):
+  module = _module(tmp_path, "lstm", 2, False)
+  n = module.vocab_size
+  _invalid(module.log_probs, r"token_ids must be ids in \[0, 13\)",
+           token_ids=tf.constant([[2, -5]]))
+  _invalid(module.log_probs, "token_ids must be ids",
+           token_ids=tf.constant([[2, n]]))
+  states = _state_inputs(module, 2)
+  ok = tf.constant([[2, 5], [2, 6]])
+  _invalid(_step(module), "targets must be ids", token_ids=ok,
+           targets=tf.constant([[5, -1], [0, 0]]), **states)
+  _invalid(_step(module), "state_1_c must have one row per row of token_ids",
+           token_ids=ok, targets=ok,
+           **dict(states, state_1_c=tf.zeros([3, 16])))
+  _invalid(_step(module), "targets must have the shape of token_ids",
+           token_ids=ok, targets=ok[:, :1], **states)
+  _invalid(module.generate, "max_tokens must have one row per row of prompt",
+           prompt=tf.constant(["the", "a"]), max_tokens=tf.constant([1]),
+           temperature=tf.constant([0.0, 0.0]))
+  _invalid(module.generate, "temperature must have one row per row",
+           prompt=tf.constant(["the", "a"]), max_tokens=tf.constant([1, 1]),
+           temperature=tf.constant([0.0, 0.0, 1.0]))
+
+
+def test_empty_batches_give_empty_outputs(tmp_path):
+  module = _module(tmp_path, "gru", 2, False)
+  empty = tf.constant([], tf.string)
+  out = module.score(text_in=empty)
+  assert {k: v.shape[0] for k, v in out.items()} == {
+      "log_likelihood": 0, "num_tokens": 0, "perplexity": 0}
+  assert module.next_words(text_in=empty)["words"].shape[0] == 0
+  out = module.generate(prompt=empty, max_tokens=tf.constant([], tf.int32),
+                        temperature=tf.constant([], tf.float32))
+  assert out["text"].shape[0] == 0
+  assert module.log_probs(
+      token_ids=tf.zeros([0, 3], tf.int32))["log_probs"].shape[0] == 0
+  out = _step(module)(token_ids=tf.zeros([0, 2], tf.int32),
+                    targets=tf.zeros([0, 2], tf.int32),
+                    **_state_inputs(module, 0))
+  assert out["next_log_probs"].shape == (0, module.vocab_size)
