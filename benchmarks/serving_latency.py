@@ -6,9 +6,12 @@ network stack):
   python benchmarks/serving_latency.py --model=export/ptb_small
 
 Prints one JSON line with p50/p99 latency (ms) of `score` and `next_words`
-for one 20-word sentence, `score` throughput in tokens/s at batch 64, and
+for one 20-word sentence, `score` throughput in tokens/s at batch 64,
 `generate` of up to 20 tokens at batch 1 (sampling stops at <eos>, so
-it also reports the mean number of new tokens and the time per new token).
+it also reports the mean number of new tokens and the time per new token),
+and the cost of one more token after a prefix of 10, 100 and 1,000 tokens:
+streamed through `step` (state in, one token) against re-sent whole through
+`log_probs` (the stateless way).
 """
 import json
 import time
@@ -21,6 +24,8 @@ import tensorflow as tf
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir or model base.")
 _CALLS = flags.DEFINE_integer("calls", 200, "Timed calls per measurement.")
 _WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed calls first.")
+_PREFIXES = flags.DEFINE_list("prefixes", ["10", "100", "1000"],
+                              "Prefix lengths for step vs re-sending.")
 flags.mark_flag_as_required("model")
 
 _SENTENCE = ("the company said it expects to report a loss for the third "
@@ -72,7 +77,33 @@ def main(argv):
   out["generate_20_batch1"] = dict(
       _summary(ms), mean_new_tokens=round(float(np.mean(timed)), 1),
       ms_per_new_token=round(float(ms.sum() / max(sum(timed), 1)), 2))
+  out["next_token_after_prefix"] = _streaming_vs_resending(sig, calls, warmup)
   print(json.dumps(out))
+
+
+def _streaming_vs_resending(sig, calls, warmup):
+  """p50 ms of one more token: `step` from the state vs `log_probs` of all."""
+  step = sig["step"]
+  state = {k: tf.zeros([1, v.shape[1]])
+           for k, v in step.structured_input_signature[1].items()
+           if k.startswith("state_")}
+  rng = np.random.default_rng(0)
+  result = {}
+  for n in map(int, _PREFIXES.value):
+    prefix = rng.integers(3, 1000, size=(1, n)).astype(np.int32)
+    # The state after the prefix (one call), then one token from it.
+    after = step(token_ids=tf.constant(prefix),
+                 targets=tf.zeros_like(prefix), **state)
+    carried = {k: after[k] for k in state}
+    one = tf.constant([[5]], tf.int32)
+    stream = _latencies(lambda: step(token_ids=one, targets=tf.zeros_like(one),
+                                     **carried), calls, warmup)
+    whole = tf.constant(np.concatenate([prefix, [[5]]], axis=1), tf.int32)
+    resend = _latencies(lambda: sig["log_probs"](token_ids=whole),
+                        max(calls // 10, 5), 2)
+    result[str(n)] = {"step_p50_ms": _summary(stream)["p50_ms"],
+                      "resend_p50_ms": _summary(resend)["p50_ms"]}
+  return result
 
 
 if __name__ == "__main__":

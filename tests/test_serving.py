@@ -289,6 +289,28 @@ def test_streaming_the_test_split_through_step_equals_stream_evaluation(
       expected["perplexity"], rel=1e-5)
 
 
+def test_example_stream_client_scores_and_generates(run, tmp_path):
+  workdir, path = run
+  config = wd.load_config(workdir)
+  client = os.path.join(os.path.dirname(os.path.dirname(__file__)), "export",
+                        "stream_client.py")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  scored = subprocess.run(
+      [sys.executable, client, f"--model={path}", "--chunk=50",
+       f"--document={os.path.join(config.data.dir, 'ptb.test.txt')}"],
+      env=env, capture_output=True, text=True, timeout=300, check=True)
+  got = json.loads(scored.stdout.strip().splitlines()[-1])
+  expected = evaluation.evaluate(workdir, "test", batch_size=1, mode="stream")
+  assert got["tokens"] == expected["target_tokens"]
+  assert got["perplexity"] == pytest.approx(expected["perplexity"], rel=1e-5)
+  generated = subprocess.run(
+      [sys.executable, client, f"--model={path}", "--prompt=det0 noun1",
+       "--max_tokens=6"], env=env, capture_output=True, text=True,
+      timeout=300, check=True)
+  words = json.loads(generated.stdout.strip().splitlines()[-1])["text"].split()
+  assert len(words) <= 6 and "<pad>" not in words
+
+
 @pytest.mark.parametrize("endpoint,inputs", [
     ("score", {"text": tf.constant(["the cat", "a dog sat"])}),
     ("next_words", {"text": tf.constant(["the cat", "a dog sat"])}),

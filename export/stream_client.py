@@ -1,0 +1,106 @@
+"""A streaming client of a kerasrnn export: TensorFlow only, no kerasrnn.
+
+The `step` signature takes the recurrent state in and gives the new state
+out, so a client sends each chunk once instead of the whole history:
+
+  python export/stream_client.py --model=export/ptb_small/1 \
+      --document=ptb.test.txt --chunk=200          # score a long document
+  python export/stream_client.py --model=export/ptb_small/1 \
+      --prompt="the company said" --max_tokens=20  # generate token by token
+
+Scoring reads the document as one token stream (each line's words, then
+<eos>; split on whitespace, as for PTB: tokenise like the model's training
+data otherwise), as `kerasrnn-evaluate --mode=stream --batch_size=1` does,
+and prints the perplexity. Generation feeds one token per call and samples the next
+word from `next_log_probs`. The same requests work against TF Serving: every
+input and output is a named, batch-major tensor (export/README.md).
+"""
+import argparse
+import json
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+EOS_ID = 2  # Line 3 of assets/vocab.txt.
+
+
+def load(path):
+  model = tf.saved_model.load(path)
+  with open(os.path.join(path, "assets", "vocab.txt"), encoding="utf-8") as f:
+    words = f.read().splitlines()
+  return model.signatures["step"], words
+
+
+def zero_state(step, batch):
+  """All-zero state tensors: the start of a stream."""
+  return {name: tf.zeros([batch, spec.shape[1]])
+          for name, spec in step.structured_input_signature[1].items()
+          if name.startswith("state_")}
+
+
+def call(step, token_ids, targets, state):
+  out = step(token_ids=tf.constant([token_ids], tf.int32),
+             targets=tf.constant([targets], tf.int32), **state)
+  return out, {name: out[name] for name in state}
+
+
+def score(step, words, document, chunk):
+  """Perplexity of a file read as one stream, chunk by chunk."""
+  ids = {w: i for i, w in enumerate(words)}
+  stream = []
+  with open(document, encoding="utf-8") as f:
+    for line in f:
+      if line.strip():
+        stream += [ids.get(w, 1) for w in line.split()] + [EOS_ID]
+  inputs = [EOS_ID] + stream[:-1]  # Each token is read after the one before.
+  state, log_likelihood, tokens = zero_state(step, 1), 0.0, 0
+  for start in range(0, len(stream), chunk):
+    out, state = call(step, inputs[start:start + chunk],
+                      stream[start:start + chunk], state)
+    log_likelihood += float(out["log_likelihood"][0])
+    tokens += int(out["num_tokens"][0])
+  return {"tokens": tokens, "perplexity": math.exp(-log_likelihood / tokens)}
+
+
+def generate(step, words, prompt, max_tokens, temperature, seed=0):
+  """Samples up to `max_tokens` words after `prompt`, one call per token."""
+  ids = {w: i for i, w in enumerate(words)}
+  rng = np.random.default_rng(seed)
+  tokens = [EOS_ID] + [ids.get(w, 1) for w in prompt.split()]
+  out, state = call(step, tokens, [0] * len(tokens), zero_state(step, 1))
+  generated = []
+  for _ in range(max_tokens):
+    log_probs = out["next_log_probs"][0].numpy()
+    if temperature <= 0:
+      token = int(np.argmax(log_probs))
+    else:
+      p = np.exp((log_probs - log_probs.max()) / temperature)
+      token = int(rng.choice(len(p), p=p / p.sum()))
+    if token == EOS_ID:
+      break
+    generated.append(words[token])
+    out, state = call(step, [token], [0], state)
+  return " ".join(generated)
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--model", required=True, help="A SavedModel version dir.")
+  p.add_argument("--document", help="Text file to score as one stream.")
+  p.add_argument("--chunk", type=int, default=200)
+  p.add_argument("--prompt", default="the")
+  p.add_argument("--max_tokens", type=int, default=20)
+  p.add_argument("--temperature", type=float, default=0.8)
+  a = p.parse_args()
+  step, words = load(a.model)
+  if a.document:
+    print(json.dumps(score(step, words, a.document, a.chunk)))
+  else:
+    print(json.dumps({"text": generate(step, words, a.prompt, a.max_tokens,
+                                       a.temperature)}))
+
+
+if __name__ == "__main__":
+  main()
