@@ -175,3 +175,13 @@ def test_killed_run_resumes_where_it_stopped(corpus_dir, uninterrupted, tmp_path
   for split in ("train", "valid", "test"):
     assert results[f"{split}_perplexity"] == pytest.approx(
         expected_results[f"{split}_perplexity"], rel=1e-5)
+
+
+def test_a_run_that_diverges_before_its_first_checkpoint_says_so(smoke,
+                                                                  tmp_path):
+  config = smoke(**{"train.learning_rate": 1e30, "train.clip_norm": 0.0})
+  with pytest.raises(UserError, match="training diverged .* before its "
+                     "first checkpoint"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  rows = wd.read_history(str(tmp_path / "run"))
+  assert rows and rows[-1]["train_perplexity"] in ("nan", "inf")

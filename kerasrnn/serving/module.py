@@ -3,7 +3,8 @@
 `LanguageModelModule` wraps a trained, stateless copy of the model with the
 vocabulary and kerasrnn's text preprocessing inside the graph. Its
 `tf.function`s, each with an explicit batch-major input signature, become the
-SavedModel's serving signatures (documented in export/README.md).
+SavedModel's serving signatures (documented in export/README.md); `step`
+carries the recurrent state through its inputs and outputs instead.
 """
 import tensorflow as tf
 
@@ -98,7 +99,7 @@ class LanguageModelModule(tf.Module):
 
   def _log_probs(self, token_ids):
     # The model's own distribution, exactly as evaluation scores it. Keras's
-    # recurrent layers fail on an empty batch: that answer is known.
+    # recurrent layers fail on an empty batch, whose answer is empty anyway.
     shape = tf.shape(token_ids)
     return tf.cond(
         tf.size(token_ids) > 0,

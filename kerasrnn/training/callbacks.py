@@ -99,8 +99,8 @@ class BestCheckpoint(keras.callbacks.Callback):
   """Keeps the weights of the epoch with the lowest validation perplexity.
 
   The best value survives restarts (checkpoints/best.json), the weights are
-  replaced atomically, and a NaN perplexity never counts as better, so a
-  diverged epoch cannot replace a good checkpoint.
+  replaced atomically, and a NaN or infinite perplexity never counts as
+  better, so a diverged epoch cannot replace a good checkpoint.
 
   Args:
     workdir: the run's directory.
@@ -115,7 +115,7 @@ class BestCheckpoint(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     value = float((logs or {}).get(self.monitor, float("nan")))
     best = wd.read_best(self.workdir)
-    if math.isnan(value) or (best and value >= best[self.monitor]):
+    if not math.isfinite(value) or (best and value >= best[self.monitor]):
       return
     wd.save_best(self.workdir, self.model,
                  {"epoch": epoch + 1, self.monitor: value})

@@ -102,8 +102,8 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
               callbacks=callbacks + list(extra_callbacks),
               verbose=config.train.verbose, shuffle=False)
     if wd.read_best(run_dir) is None:
-      raise UserError("training diverged (perplexity NaN) before its first "
-                      "checkpoint; lower train.learning_rate or "
+      raise UserError("training diverged (perplexity not finite) before its "
+                      "first checkpoint; lower train.learning_rate or "
                       "train.clip_norm and use a new --workdir")
     model.load_weights(wd.best_weights(run_dir))
     scores = {s: evaluation.perplexity(model, ds) for s, ds in datasets.items()}
