@@ -9,9 +9,10 @@ Same flags and one-line JSON as the PyTorch reference
 It times `model.fit` of the model, loss (NLL summed over time), exact
 perplexity metric, clipping and optimizer that kerasrnn-train builds, after
 warm-up. Stream mode (stateful, fixed batch) runs on random ids, like the
-reference. Sentence mode runs on the first batches of the real PTB pipeline
-(shuffled, bucketed, masked; --data_dir or KERASRNN_DATA_DIR) and counts real
-target tokens only:
+reference (or, with --data_dir, on the first batches of PTB's stream, as
+kerasrnn-train sees them). Sentence mode runs on the first batches of the real
+PTB pipeline (shuffled, bucketed, masked; --data_dir or KERASRNN_DATA_DIR) and
+counts real target tokens only:
 
   python benchmarks/train_throughput.py --mode=sentence --steps=300
 
@@ -45,7 +46,8 @@ _MODE = flags.DEFINE_enum("mode", "stream", ["stream", "sentence"],
 _EVALUATE = flags.DEFINE_bool("evaluate", False,
                               "Time evaluation instead of training.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,
-                                "Sentence mode: folder with the PTB files.")
+                                "Folder with the PTB files: real batches (sentence mode reads "
+                                "KERASRNN_DATA_DIR without it).")
 _WITHOUT = flags.DEFINE_multi_enum(
     "without", [], ["fused_loss", "hoisted_projection"],
     "Ablations, to measure what each optimisation gives: fused_loss compiles "
@@ -53,6 +55,20 @@ _WITHOUT = flags.DEFINE_multi_enum(
     "hoisted_projection uses keras.layers.LSTM/GRU as they are.")
 _OVERRIDES = flags.DEFINE_multi_string(
     "set", [], "Config overrides field=value, e.g. --set=train.jit_compile=True")
+
+
+ISA_VARIABLES = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
+                 "MKL_ENABLE_INSTRUCTIONS")
+
+
+def machine():
+  """The CPU's model name and vector ISA, and any ISA restriction in force."""
+  from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
+  name, flags = fast_path.cpu()
+  isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni") if f in flags]
+  return {"cpu": name, "cpu_isa": isa,
+          "isa_env": {v: os.environ[v] for v in ISA_VARIABLES
+                      if v in os.environ}}
 
 
 def _config():
@@ -90,12 +106,16 @@ def _batches(config, tf):
   from kerasrnn.data import pipelines  # pylint: disable=g-import-not-at-top
   from kerasrnn.data.corpus import load_corpus  # pylint: disable=g-import-not-at-top
   n = _WARMUP.value + _STEPS.value
-  if config.data.mode == "sentence":
+  if config.data.mode == "sentence" or _DATA_DIR.value:
     corpus = load_corpus(config.data)
     ds = pipelines.make_dataset(config.data, corpus, "train", training=True)
     batches = list(ds.take(n))
-    ds = tf.data.Dataset.from_generator(
-        lambda: iter(batches), output_signature=ds.element_spec)
+    if config.data.mode == "stream":  # Fixed shapes: one tensor per side.
+      ds = tf.data.Dataset.from_tensor_slices(
+          tuple(tf.stack(side) for side in zip(*batches)))
+    else:
+      ds = tf.data.Dataset.from_generator(
+          lambda: iter(batches), output_signature=ds.element_spec)
     return pipelines.prefetch(ds), len(corpus.vocab)
   ids = tf.random.stateless_uniform(
       [n, _BATCH.value, _STEPS_T.value + 1], seed=[0, 1], minval=1,
@@ -127,7 +147,7 @@ def main(argv):
   if _THREADS.value:
     tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
   from kerasrnn.models import build_model  # pylint: disable=g-import-not-at-top
-  from kerasrnn import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
   from kerasrnn.training.train import compile_model  # pylint: disable=g-import-not-at-top
   if _BASELINE.value and (_MODE.value != "stream" or _EVALUATE.value):
     raise app.UsageError("--baseline times stream-mode training only")
@@ -143,7 +163,7 @@ def main(argv):
     perplexity = metrics.Perplexity()
     plain.compile(optimizer=make_optimizer(config.train),
                   loss=metrics.SequenceLoss(), metrics=[perplexity],
-                  jit_compile=config_lib.jit_compile(config))
+                  jit_compile=fast_path.jit_compile(config))
     plain.perplexity = perplexity  # evaluation.perplexity reads its count.
     model = plain
   else:
@@ -156,9 +176,10 @@ def main(argv):
             "hidden_size": _HIDDEN.value, "num_layers": _LAYERS.value,
             "batch_size": _BATCH.value, "num_steps": _STEPS_T.value,
             "mode": _MODE.value, "evaluate": _EVALUATE.value,
-            "jit_compile": config_lib.jit_compile(config),
+            "jit_compile": fast_path.jit_compile(config),
             "without": _WITHOUT.value, "overrides": _OVERRIDES.value,
-            "threads": _THREADS.value or os.cpu_count()}
+            "threads": _THREADS.value or os.cpu_count(),
+            **machine()}
   for name, model in runs.items():
     seconds, tokens = _time(model, ds, tf)
     key = "" if name == "kerasrnn" else f"{name}_"

@@ -58,8 +58,21 @@ def base_config():
   model.embedding_size = 0  # 0 = hidden_size.
   model.hidden_size = 200
   model.num_layers = 2
-  model.dropout = 0.0  # On non-recurrent connections (Zaremba et al. 2014).
+  # Dropout on the non-recurrent connections (Zaremba et al. 2014): between
+  # recurrent layers, and on the embedding output and before the output layer
+  # unless input_dropout / output_dropout say otherwise (None = dropout).
+  model.dropout = 0.0
+  model.input_dropout = config_dict.placeholder(float)
+  model.output_dropout = config_dict.placeholder(float)
+  # One dropout mask per sequence, shared by all its time steps (variational
+  # dropout, Gal & Ghahramani 2016) instead of a new mask at every step.
+  model.locked_dropout = False
+  model.word_dropout = 0.0  # Drops whole words' embeddings, per batch.
+  # DropConnect on the recurrent kernels, one mask per batch (AWD-LSTM).
+  model.weight_drop = 0.0
   model.init_scale = 0.1  # Uniform(-s, s) for every weight; 0 = Keras defaults.
+  # Output layer = the embedding matrix. With embedding_size != hidden_size
+  # the last recurrent layer gets embedding_size units (as in AWD-LSTM).
   model.tie_embeddings = False
   model.unroll = True  # Unrolled time loop: faster for short stream windows.
 
@@ -70,24 +83,25 @@ def base_config():
   train.decay_after = 4  # Constant lr for this many epochs, then ...
   train.decay = 2.0  # ... divide it by this every epoch (1 = constant).
   train.clip_norm = 5.0  # Global-norm clipping in paper terms (0 = off).
+  # > 0: keep an exponential moving average of the weights (the optimizer's
+  # use_ema) and validate, checkpoint and export the average, e.g. 0.999.
+  train.ema_momentum = 0.0
   train.eval_test_every_epoch = True  # Test perplexity per epoch (curves).
-  # XLA: None = auto, i.e. on in stream mode (fixed shapes) and off in
-  # sentence mode (each new batch shape would compile anew, which measured
-  # slower); see `jit_compile` and docs/results.md#training-speed.
+  # XLA: None = auto, chosen per machine from measurements (on in stream
+  # mode on CPUs with AVX-512, off on AVX2-only CPUs and in sentence mode);
+  # see kerasrnn/fast_path.py and docs/results.md#training-speed.
   train.jit_compile = config_dict.placeholder(bool)
+  # Training/evaluation steps per call into TensorFlow: Keras's per-batch
+  # callbacks and progress bar, which wait for the step to finish, run once
+  # per this many steps (1 = every step, measured ~5% slower). Always 1
+  # under train.distribute (see kerasrnn/fast_path.py).
+  train.steps_per_execution = 32
   train.verbose = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line/epoch.
   # none | mirrored (this machine's GPUs) | multi_worker (TF_CONFIG);
   # sentence mode only. See kerasrnn.training.distribute.
   train.distribute = "none"
   train.seed = 0
   return c
-
-
-def jit_compile(config):
-  """Whether to compile training and evaluation steps with XLA."""
-  if config.train.jit_compile is None:
-    return config.data.mode == "stream"
-  return bool(config.train.jit_compile)
 
 
 def _check(ok, message):
@@ -111,6 +125,7 @@ def validate(config):
               ("model.hidden_size", m.hidden_size),
               ("model.num_layers", m.num_layers), ("train.epochs", t.epochs),
               ("train.learning_rate", t.learning_rate),
+              ("train.steps_per_execution", t.steps_per_execution),
               ("data.min_count", d.min_count), ("train.decay", t.decay)]
   for name, value in positive:
     _check(value > 0, f"config {name}={value} must be positive")
@@ -124,16 +139,20 @@ def validate(config):
     _check(value >= 0, f"config {name}={value} must be >= 0")
   _check(d.max_length >= 2,
          f"config data.max_length={d.max_length} must be at least 2 tokens")
-  _check(0 <= m.dropout < 1,
-         f"config model.dropout={m.dropout} must be in [0, 1)")
+  rates = [("model.dropout", m.dropout),
+           ("model.input_dropout", m.input_dropout),
+           ("model.output_dropout", m.output_dropout),
+           ("model.word_dropout", m.word_dropout),
+           ("model.weight_drop", m.weight_drop),
+           ("train.ema_momentum", t.ema_momentum)]
+  for name, value in rates:
+    _check(value is None or 0 <= value < 1,
+           f"config {name}={value} must be in [0, 1)")
   _check(d.max_vocab_size == 0 or d.max_vocab_size >= 3,
          "config data.max_vocab_size must be 0 (all) or at least 3 "
          "(<unk>, <eos> and one word)")
   _check(list(d.bucket_boundaries) == sorted(set(d.bucket_boundaries)),
          "config data.bucket_boundaries must be strictly increasing")
-  embedding = m.embedding_size or m.hidden_size
-  _check(not m.tie_embeddings or embedding == m.hidden_size,
-         "config model.tie_embeddings needs embedding_size == hidden_size")
   _check(t.distribute == "none" or d.mode == "sentence",
          f"config train.distribute={t.distribute!r} needs data.mode=sentence: "
          "stream mode's stateful layers keep one state row per row of the "
@@ -150,9 +169,25 @@ def to_json(config):
   return config.to_json(indent=2, sort_keys=True)
 
 
+def with_defaults(values):
+  """`values` (a dict) over the defaults: fields added since it was written
+  take their default, which is what runs without them computed."""
+  merged = base_config().to_dict()
+
+  def merge(into, new):
+    for key, value in new.items():
+      if isinstance(value, dict) and isinstance(into.get(key), dict):
+        merge(into[key], value)
+      else:
+        into[key] = value
+
+  merge(merged, values)
+  return merged
+
+
 def from_dict(values):
   """A ConfigDict from a dict such as a workdir's config.json."""
-  return ml_collections.ConfigDict(values)
+  return ml_collections.ConfigDict(with_defaults(values))
 
 
 def differences(a, b, prefix=""):

@@ -28,7 +28,8 @@ from kerasrnn.errors import UserError
 # Fields that may differ when a run resumes: where the data are, how the run
 # is distributed, compiled or shown. They change speed or logs, not results.
 PORTABLE_FIELDS = ("data.dir", "data.tfds_data_dir", "train.distribute",
-                   "train.jit_compile", "train.verbose")
+                   "train.jit_compile", "train.steps_per_execution",
+                   "train.verbose")
 HISTORY_FIELDS = ("epoch", "learning_rate", "train_perplexity",
                   "val_perplexity", "test_perplexity", "seconds",
                   "tokens_per_second")
@@ -73,7 +74,8 @@ def data_fingerprint(corpus):
 
 def _identity_differences(stored, current):
   """The differences between two config dicts that change what a run computes."""
-  return [d for d in config_lib.differences(stored, current)
+  return [d for d in config_lib.differences(config_lib.with_defaults(stored),
+                                            current)
           if not d.startswith(tuple(f + ":" for f in PORTABLE_FIELDS))]
 
 

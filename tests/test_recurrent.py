@@ -91,3 +91,36 @@ def test_final_state_skips_padding_only_with_the_mask(name, go_backwards):
   for a, m, u in zip(alone, masked, unmasked):
     np.testing.assert_allclose(m.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
     assert np.abs(u.numpy() - a.numpy()).max() > 1e-3
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_weight_drop_masks_the_recurrent_kernel_only_in_training(cell):
+  from kerasrnn.models import recurrent  # pylint: disable=g-import-not-at-top
+  make = {"lstm": recurrent.LSTM, "gru": recurrent.GRU}[cell]
+  x = np.random.default_rng(0).normal(size=(4, 6, 5)).astype(np.float32)
+  dropped = make(7, return_sequences=True, weight_drop=0.5, seed=1)
+  plain = make(7, return_sequences=True)
+  dropped(x), plain(x)
+  for target, source in zip(plain.trainable_weights, dropped.trainable_weights):
+    target.assign(source)
+  # At inference: the plain layer.
+  np.testing.assert_allclose(dropped(x, training=False), plain(x), rtol=1e-6)
+  kernel = keras.ops.convert_to_numpy(dropped.cell.recurrent_kernel)
+  np.testing.assert_array_equal(dropped.recurrent_kernel_for(False), kernel)
+  # The mask: about half the recurrent kernel zeroed, the rest scaled by 2;
+  # the input kernel untouched.
+  masked = keras.ops.convert_to_numpy(dropped.recurrent_kernel_for(True))
+  assert 0.3 < (masked == 0).mean() < 0.7
+  np.testing.assert_allclose(masked[masked != 0], 2 * kernel[masked != 0],
+                             rtol=1e-6)
+  # In training, one mask for all time steps: redrawing the mask from the
+  # seed state the call started from and putting it into the plain layer's
+  # recurrent kernel gives the same outputs at every step.
+  seed = dropped.weight_drop_seed.state
+  start = keras.ops.convert_to_numpy(seed)
+  outputs = keras.ops.convert_to_numpy(dropped(x, training=True))
+  assert not np.allclose(outputs, plain(x), atol=1e-3)
+  seed.assign(start)
+  plain.cell.recurrent_kernel.assign(dropped.recurrent_kernel_for(True))
+  np.testing.assert_allclose(plain(x), outputs, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(plain.cell.kernel, dropped.cell.kernel)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import keras
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -108,7 +110,7 @@ _KILLED_RUN = textwrap.dedent("""
       def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
       def on_train_batch_end(self, batch, logs=None):
-        if {when!r} == "mid_epoch" and batch == 5 and self._epoch == 1:
+        if {when!r} == "mid_epoch" and batch >= 5 and self._epoch == 1:
           os.kill(os.getpid(), signal.SIGKILL)
       def on_train_end(self, logs=None):
         os.kill(os.getpid(), signal.SIGKILL)  # Before results.json.
@@ -185,3 +187,50 @@ def test_a_run_that_diverges_before_its_first_checkpoint_says_so(smoke,
     train.train_and_evaluate(config, str(tmp_path / "run"))
   rows = wd.read_history(str(tmp_path / "run"))
   assert rows and rows[-1]["train_perplexity"] in ("nan", "inf")
+
+
+class _Averages(keras.callbacks.Callback):
+  """Records, at each epoch's end (after kerasrnn's callbacks), the trained
+  weights and the optimizer's averages (public API, then put back)."""
+
+  def __init__(self):
+    super().__init__()
+    self.trained, self.averaged = [], []
+
+  def on_epoch_end(self, epoch, logs=None):
+    variables = self.model.trainable_variables
+    trained = [keras.ops.convert_to_numpy(v) for v in variables]
+    self.model.optimizer.finalize_variable_values(variables)
+    self.averaged.append([keras.ops.convert_to_numpy(v) for v in variables])
+    for variable, value in zip(variables, trained):
+      variable.assign(value)
+    self.trained.append(trained)
+
+
+@pytest.mark.parametrize("variant", [None, "sentence"])
+def test_the_averaged_weights_are_validated_checkpointed_and_evaluated(
+    smoke, tmp_path, variant):
+  workdir = str(tmp_path / "run")
+  averages = _Averages()
+  config = smoke(variant, **{"train.ema_momentum": 0.9,
+                             "model.locked_dropout": True,
+                             "model.dropout": 0.2, "model.word_dropout": 0.1,
+                             "model.weight_drop": 0.2})
+  results = train.train_and_evaluate(config, workdir, [averages])
+  best = results["best_epoch"] - 1
+  model = evaluation.load_best_model(workdir, config, results["vocab_size"])
+  checkpoint = [keras.ops.convert_to_numpy(v)
+                for v in model.trainable_variables]
+  for saved, averaged, trained in zip(checkpoint, averages.averaged[best],
+                                      averages.trained[best]):
+    np.testing.assert_array_equal(saved, averaged)
+  assert any(not np.allclose(s, t) for s, t in
+             zip(checkpoint, averages.trained[best]))
+  # The history's validation figure is the averaged weights' perplexity,
+  # and kerasrnn-evaluate (the checkpoint) gives it again.
+  rows = _history(workdir)
+  again = evaluation.evaluate(workdir, "valid")
+  assert again["perplexity"] == pytest.approx(
+      float(rows[best]["val_perplexity"]), rel=1e-4)
+  assert results["valid_perplexity"] == pytest.approx(again["perplexity"],
+                                                      rel=1e-6)

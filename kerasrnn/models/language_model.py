@@ -1,14 +1,18 @@
 """Embedding -> [Dropout] -> LSTM/GRU x N -> [Dropout] -> logits over words.
 
-Dropout sits on the non-recurrent connections only (Zaremba et al. 2014):
-after the embedding and after every recurrent layer.
+Dropout sits on the non-recurrent connections (Zaremba et al. 2014): after
+the embedding and after every recurrent layer; the modern recipe's variants
+(locked and word dropout, weight drop; `kerasrnn.models.regularizers`) are
+options of the same layers. With every option off the model is Zaremba's.
 """
 import keras
 from keras import ops
 import tensorflow as tf
 
 from kerasrnn import compat
+from kerasrnn.errors import UserError
 from kerasrnn.models import recurrent
+from kerasrnn.models import regularizers
 from kerasrnn.models import replicas
 from kerasrnn.models.metrics import MeanSequenceLoss
 from kerasrnn.models.metrics import Perplexity
@@ -167,6 +171,10 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
   stream = config.data.mode == "stream"
   if stock_layers is None:
     stock_layers = not compat.internals_enabled()
+  if stock_layers and m.weight_drop:
+    raise UserError("config model.weight_drop needs kerasrnn's recurrent "
+                    "layers, which this Keras version or "
+                    f"{compat.ENV_SWITCH}=0 turned off; set it to 0")
   layers = keras.layers if stock_layers else recurrent
   init = lambda: (keras.initializers.RandomUniform(-m.init_scale, m.init_scale)
                   if m.init_scale else None)
@@ -174,24 +182,32 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
       shape=(config.data.num_steps if stream else None,), dtype="int32",
       batch_size=(batch_size or config.data.batch_size) if stream else None,
       name="token_ids")
-  embedding = keras.layers.Embedding(
-      vocab_size, m.embedding_size or m.hidden_size, mask_zero=not stream,
-      embeddings_initializer=init() or "uniform", name="embedding")
-  x = keras.layers.Dropout(m.dropout, name="embedding_dropout")(
-      embedding(inputs))
+  embedding_size = m.embedding_size or m.hidden_size
+  embedding = regularizers.Embedding(
+      vocab_size, embedding_size, mask_zero=not stream,
+      embeddings_initializer=init() or "uniform", word_dropout=m.word_dropout,
+      name="embedding")
+  rate = lambda r: m.dropout if r is None else r
+  x = regularizers.dropout(rate(m.input_dropout), m.locked_dropout,
+                           "embedding_dropout")(embedding(inputs))
   for i in range(m.num_layers):
+    last = i == m.num_layers - 1
     kwargs = dict(return_sequences=True, stateful=stream,
                   unroll=stream and m.unroll, use_cudnn=use_cudnn,
                   name=f"{m.cell}_{i}")
+    if m.weight_drop:
+      kwargs.update(weight_drop=m.weight_drop)
     if m.init_scale:
       kwargs.update(kernel_initializer=init(), recurrent_initializer=init(),
                     bias_initializer=init())
+    # Tied to an embedding of another size: the last layer has its size.
+    units = embedding_size if last and m.tie_embeddings else m.hidden_size
     if m.cell == "lstm":
-      layer = layers.LSTM(m.hidden_size, unit_forget_bias=False, **kwargs)
+      layer = layers.LSTM(units, unit_forget_bias=False, **kwargs)
     else:
-      layer = layers.GRU(m.hidden_size, reset_after=m.gru_reset_after,
-                         **kwargs)
-    x = keras.layers.Dropout(m.dropout, name=f"dropout_{i}")(layer(x))
+      layer = layers.GRU(units, reset_after=m.gru_reset_after, **kwargs)
+    x = regularizers.dropout(rate(m.output_dropout) if last else m.dropout,
+                             m.locked_dropout, f"dropout_{i}")(layer(x))
   logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
                   kernel_initializer=init(), bias_initializer=init() or "zeros",
                   name="logits")(x)

@@ -37,10 +37,12 @@ def model_parameters(model_config, vocab_size):
   embedding = m.embedding_size or m.hidden_size
   counts = {"embedding": vocab_size * embedding}
   two_biases = m.cell == "gru" and m.gru_reset_after
-  for i in range(m.num_layers):
+  sizes = [m.hidden_size] * m.num_layers
+  if m.tie_embeddings:  # The last layer's output is the embedding's size.
+    sizes[-1] = embedding
+  for i, units in enumerate(sizes):
     counts[f"{m.cell}_{i}"] = recurrent_parameters(
-        m.cell, embedding if i == 0 else m.hidden_size, m.hidden_size,
-        two_biases)
+        m.cell, embedding if i == 0 else sizes[i - 1], units, two_biases)
   counts["logits"] = vocab_size + (0 if m.tie_embeddings
-                                   else m.hidden_size * vocab_size)
+                                   else sizes[-1] * vocab_size)
   return counts

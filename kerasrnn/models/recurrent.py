@@ -12,6 +12,11 @@ classes keep the names `LSTM` and `GRU`, which Keras uses as keys in
 stock layer would take its own fast path (cuDNN on a GPU) or needs per-step
 inputs (dropout inside the cell), it is used unchanged.
 
+Both take `weight_drop` (AWD-LSTM's DropConnect): during training, each
+batch multiplies the recurrent kernel by one dropout mask (scaled by
+1 / (1 - rate)), the same at every time step; at inference the kernel is
+used as it is.
+
 They override the undocumented `inner_loop` hook and run Keras's own time
 loop (`compat.rnn`): `build_model` uses them only where `kerasrnn.compat`
 allows Keras internals, and the stock layers elsewhere.
@@ -24,6 +29,8 @@ from kerasrnn import compat
 
 
 def _stock_path(layer):
+  if layer.weight_drop:
+    return False
   if layer.dropout or layer.recurrent_dropout:
     return True
   return layer.use_cudnn is not False and bool(
@@ -39,20 +46,41 @@ def _loop(layer, step, projected, initial_state, mask):
       return_all_outputs=layer.return_sequences)
 
 
-class LSTM(keras.layers.LSTM):
+class _WeightDrop:
+  """The `weight_drop` option of both layers (a mixin)."""
+
+  def __init__(self, *args, weight_drop=0.0, seed=None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.weight_drop = weight_drop
+    if weight_drop:
+      self.weight_drop_seed = keras.random.SeedGenerator(seed)
+
+  def recurrent_kernel_for(self, training):
+    kernel = self.cell.recurrent_kernel
+    if training and self.weight_drop:
+      return keras.random.dropout(kernel, self.weight_drop,
+                                  seed=self.weight_drop_seed)
+    return kernel
+
+  def get_config(self):
+    return {**super().get_config(), "weight_drop": self.weight_drop}
+
+
+class LSTM(_WeightDrop, keras.layers.LSTM):
   """`keras.layers.LSTM` (implementation 2) with hoisted input projection."""
 
   def inner_loop(self, sequences, initial_state, mask, training=False):
     if _stock_path(self):
       return super().inner_loop(sequences, initial_state, mask, training)
     cell = self.cell
+    recurrent_kernel = self.recurrent_kernel_for(training)
     projected = ops.matmul(sequences, cell.kernel)
     if cell.use_bias:
       projected = projected + cell.bias
 
     def step(x, states):
       h_tm1, c_tm1 = states
-      z = x + ops.matmul(h_tm1, cell.recurrent_kernel)
+      z = x + ops.matmul(h_tm1, recurrent_kernel)
       z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
       i = cell.recurrent_activation(z_i)
       f = cell.recurrent_activation(z_f)
@@ -63,13 +91,14 @@ class LSTM(keras.layers.LSTM):
     return _loop(self, step, projected, initial_state, mask)
 
 
-class GRU(keras.layers.GRU):
+class GRU(_WeightDrop, keras.layers.GRU):
   """`keras.layers.GRU` (implementation 2, both reset_after) likewise."""
 
   def inner_loop(self, sequences, initial_state, mask, training=False):
     if _stock_path(self):
       return super().inner_loop(sequences, initial_state, mask, training)
     cell, units = self.cell, self.units
+    recurrent_kernel = self.recurrent_kernel_for(training)
     input_bias = recurrent_bias = None
     if cell.use_bias:
       if cell.reset_after:
@@ -84,17 +113,17 @@ class GRU(keras.layers.GRU):
       h_tm1 = states[0]
       x_z, x_r, x_h = ops.split(x, 3, axis=-1)
       if cell.reset_after:
-        inner = ops.matmul(h_tm1, cell.recurrent_kernel)
+        inner = ops.matmul(h_tm1, recurrent_kernel)
         if recurrent_bias is not None:
           inner = inner + recurrent_bias
       else:
-        inner = ops.matmul(h_tm1, cell.recurrent_kernel[:, :2 * units])
+        inner = ops.matmul(h_tm1, recurrent_kernel[:, :2 * units])
       z = cell.recurrent_activation(x_z + inner[:, :units])
       r = cell.recurrent_activation(x_r + inner[:, units:2 * units])
       if cell.reset_after:
         recurrent_h = r * inner[:, 2 * units:]
       else:
-        recurrent_h = ops.matmul(r * h_tm1, cell.recurrent_kernel[:, 2 * units:])
+        recurrent_h = ops.matmul(r * h_tm1, recurrent_kernel[:, 2 * units:])
       h = z * h_tm1 + (1 - z) * cell.activation(x_h + recurrent_h)
       return h, [h]
 

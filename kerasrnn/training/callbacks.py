@@ -55,6 +55,38 @@ class TestPerplexity(keras.callbacks.Callback):
       logs["test_perplexity"] = self._evaluate(self.model)
 
 
+class AveragedWeights(keras.callbacks.Callback):
+  """Evaluates and checkpoints the optimizer's moving average of the weights.
+
+  With `use_ema` (train.ema_momentum), from the start of each epoch's
+  validation to this callback's turn at the epoch's end, the model holds
+  the average (`finalize_variable_values`, public Keras API): validation,
+  `TestPerplexity` and `BestCheckpoint` (before this callback in the list)
+  see it; then the trained weights come back for the next epoch and for
+  `BackupAndRestore` (after it), whose backup also holds the average (an
+  optimizer variable), so a resumed run averages on. Without EMA, nothing.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self._trained = None
+
+  def _active(self):
+    return getattr(self.model.optimizer, "use_ema", False)
+
+  def on_test_begin(self, logs=None):
+    if self._active() and self._trained is None:
+      variables = self.model.trainable_variables
+      self._trained = [keras.ops.convert_to_numpy(v) for v in variables]
+      self.model.optimizer.finalize_variable_values(variables)
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self._trained is not None:
+      for variable, value in zip(self.model.trainable_variables, self._trained):
+        variable.assign(value)
+      self._trained = None
+
+
 class EpochHistory(keras.callbacks.Callback):
   """Writes the workdir's history.csv, one row per epoch, once per epoch.
 

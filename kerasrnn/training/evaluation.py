@@ -1,5 +1,6 @@
 """Exact perplexity of a model over a dataset, and of a trained workdir."""
 from kerasrnn import config as config_lib
+from kerasrnn import fast_path
 from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import SPLITS
@@ -60,7 +61,7 @@ def evaluate(workdir, split="test", batch_size=None, mode=None):
   vocab = wd.load_vocab(workdir)
   corpus = load_corpus(config.data, vocab)
   model = load_best_model(workdir, config, len(vocab))
-  model.compile(jit_compile=config_lib.jit_compile(config))
+  model.compile(**fast_path.compile_options(config))
   ppl, tokens = perplexity(
       model, pipelines.make_dataset(config.data, corpus, split))
   return {"split": split, "mode": config.data.mode,

@@ -7,6 +7,7 @@ from absl import logging
 import keras
 
 from kerasrnn import config as config_lib
+from kerasrnn import fast_path
 from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import load_corpus
@@ -29,17 +30,20 @@ def learning_rate_schedule(train):
 
 
 def make_optimizer(train):
-  """SGD or Adam with global-norm clipping, in the paper's loss terms."""
-  clip = train.clip_norm or None
-  if train.optimizer == "sgd":
-    return keras.optimizers.SGD(train.learning_rate, global_clipnorm=clip)
-  return keras.optimizers.Adam(train.learning_rate, global_clipnorm=clip)
+  """SGD or Adam with global-norm clipping, in the paper's loss terms, and
+  the moving average of the weights if train.ema_momentum asks for one."""
+  kwargs = dict(global_clipnorm=train.clip_norm or None)
+  if train.ema_momentum:
+    kwargs.update(use_ema=True, ema_momentum=train.ema_momentum)
+  optimizer = {"sgd": keras.optimizers.SGD,
+               "adam": keras.optimizers.Adam}[train.optimizer]
+  return optimizer(train.learning_rate, **kwargs)
 
 
 def compile_model(model, config):
   """Compiles a `LanguageModel`: it brings its own loss and perplexity."""
   model.compile(optimizer=make_optimizer(config.train),
-                jit_compile=config_lib.jit_compile(config))
+                **fast_path.compile_options(config))
   return model
 
 
@@ -93,6 +97,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   with strategy.scope():
     model = compile_model(build_model(config, len(corpus.vocab)), config)
   _log_parameters(model, config, len(corpus.vocab))
+  logging.info("%s", fast_path.describe(config))
   train_tokens = pipelines.num_targets(config.data, corpus.splits["train"])
   callbacks = _callbacks(config, run_dir, epoch, datasets["test"], train_tokens)
   start = time.time()
@@ -134,6 +139,9 @@ def _callbacks(config, run_dir, epoch, test_dataset, train_tokens):
   return callbacks + [
       cb.EpochHistory(run_dir, train_tokens),
       cb.BestCheckpoint(run_dir),
+      # Validation, test perplexity and best checkpoint above see the
+      # averaged weights; training and its backup (below) the trained ones.
+      cb.AveragedWeights(),
       # Kept until results.json is written, so a run killed after its last
       # epoch resumes to the results instead of training again; two states,
       # so a run killed while writing one resumes from the one before.

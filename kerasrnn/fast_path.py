@@ -1,0 +1,101 @@
+"""How training and evaluation steps run on this machine: with XLA or not.
+
+`train.jit_compile` set in the config is obeyed. Unset (the default), the
+choice follows what was measured (docs/results.md#training-speed, the
+2x200 LSTM/GRU of configs/small.py, 2 cores):
+
+- Stream mode on an x86 CPU with AVX-512 that XLA may use (Intel Xeon):
+  XLA on; the step was 1.07-1.12x faster with it.
+- Stream mode on a CPU without AVX-512 (AMD EPYC Zen 3: AVX2 + FMA), or
+  with XLA capped below AVX-512 (`XLA_FLAGS=--xla_cpu_max_isa=AVX2`): XLA
+  off; the step was 0.8x as fast with it (TensorFlow's own kernels, which
+  call oneDNN, beat XLA's code there).
+- Sentence mode: XLA off everywhere (every new batch shape would compile
+  anew, which measured slower).
+- A GPU: XLA on in stream mode (not measured here; the earlier default).
+
+`describe` gives the one line `kerasrnn-train` logs at start.
+"""
+import functools
+import os
+import re
+
+import tensorflow as tf
+
+# XLA's names for instruction sets, lowest first (`--xla_cpu_max_isa`).
+_XLA_ISAS = ("SSE4_2", "AVX", "AVX2", "AVX512", "AVX512_VNNI",
+             "AVX512_BF16", "AMX", "AMX_FP16")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu():
+  """(model name, set of feature flags) of this machine's CPU, from Linux's
+  /proc/cpuinfo; ('unknown', set()) where that is not available."""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+      text = f.read()
+  except OSError:
+    return "unknown", frozenset()
+  name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+  flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
+  return ((name.group(1).strip() if name else "unknown"),
+          frozenset(flags.group(1).split() if flags else ()))
+
+
+def xla_isa_cap(xla_flags=None):
+  """The ISA XLA_FLAGS caps XLA's CPU code at (upper case), or None."""
+  flags = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
+  found = re.findall(r"--xla_cpu_max_isa=(\S+)", flags)
+  return found[-1].upper() if found else None
+
+
+def xla_uses_avx512(flags, cap):
+  """Whether XLA may emit AVX-512 here: the CPU has it and no cap forbids."""
+  if "avx512f" not in flags:
+    return False
+  return cap is None or cap not in _XLA_ISAS or _XLA_ISAS.index(cap) >= 3
+
+
+def choose(config):
+  """(jit_compile, reason) for this config on this machine."""
+  if config.train.jit_compile is not None:
+    return bool(config.train.jit_compile), "set by train.jit_compile"
+  if config.data.mode != "stream":
+    return False, ("sentence mode: each batch shape would compile anew")
+  if tf.config.list_logical_devices("GPU"):
+    return True, "stream mode on a GPU"
+  name, flags = cpu()
+  cap = xla_isa_cap()
+  if xla_uses_avx512(flags, cap):
+    return True, (f"stream mode, CPU '{name}' with AVX-512: XLA measured "
+                  "1.07-1.12x faster")
+  why = (f"XLA capped at {cap}" if "avx512f" in flags else
+         "AVX2" if "avx2" in flags else "no AVX2")
+  return False, (f"stream mode, CPU '{name}' without AVX-512 for XLA ({why}): "
+                 "XLA measured 0.8x as fast")
+
+
+def jit_compile(config):
+  """Whether to compile training and evaluation steps with XLA."""
+  return choose(config)[0]
+
+
+def steps_per_execution(config):
+  """train.steps_per_execution; 1 under tf.distribute, where Keras's loop of
+  several steps fails (TF 2.21: 'You must feed a value for placeholder')."""
+  return 1 if config.train.distribute != "none" else (
+      config.train.steps_per_execution)
+
+
+def compile_options(config):
+  """`keras.Model.compile` arguments of training and evaluation."""
+  return dict(jit_compile=jit_compile(config),
+              steps_per_execution=steps_per_execution(config))
+
+
+def describe(config):
+  """One line for the training log: what runs and why, and how to change it."""
+  on, reason = choose(config)
+  return (f"fast path: XLA {'on' if on else 'off'} ({reason}); "
+          f"--config.train.jit_compile={not on} to change it; "
+          f"{steps_per_execution(config)} steps per execution")

@@ -1,0 +1,47 @@
+"""Dropout variants of the modern recipe (Gal & Ghahramani 2016, Merity et al.
+2018), as Keras layers that are identities at inference.
+
+- `dropout(rate, locked)`: Keras's `Dropout`; `locked` draws one mask per
+  sequence and feature, shared by every time step (`noise_shape`).
+- `Embedding(word_dropout=p)`: drops whole words: per batch, each word of the
+  vocabulary is dropped (its vector zeroed wherever it occurs) with
+  probability p, the rest scaled by 1 / (1 - p).
+- Weight drop (DropConnect on the recurrent kernel) lives in
+  `kerasrnn.models.recurrent`, inside the time loop it changes.
+"""
+import keras
+from keras import ops
+
+
+def dropout(rate, locked, name):
+  """A Dropout layer on [batch, time, features]; `locked`: one mask per row."""
+  return keras.layers.Dropout(
+      rate, noise_shape=(None, 1, None) if locked else None, name=name)
+
+
+class Embedding(keras.layers.Embedding):
+  """`keras.layers.Embedding` with word dropout (same weights and name).
+
+  Args:
+    word_dropout: probability of dropping a word (all its occurrences in
+      the batch) during training.
+    seed: seed of the word masks.
+  """
+
+  def __init__(self, *args, word_dropout=0.0, seed=None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.word_dropout = word_dropout
+    if word_dropout:
+      self.seed_generator = keras.random.SeedGenerator(seed)
+
+  def call(self, inputs, training=None):
+    outputs = super().call(inputs)
+    if not (training and self.word_dropout):
+      return outputs
+    keep = keras.random.dropout(ops.ones([self.input_dim], outputs.dtype),
+                                self.word_dropout, seed=self.seed_generator)
+    return outputs * ops.expand_dims(
+        ops.take(keep, ops.cast(inputs, "int32")), -1)
+
+  def get_config(self):
+    return {**super().get_config(), "word_dropout": self.word_dropout}

@@ -1,0 +1,101 @@
+"""The modern recipe's regularisers: masks where they belong, off at inference."""
+import keras
+import numpy as np
+import pytest
+
+from conftest import smoke_config
+from kerasrnn.models import build_model
+from kerasrnn.models import regularizers
+from kerasrnn.models.parameters import model_parameters
+
+ALL_ON = {"model.dropout": 0.3, "model.input_dropout": 0.4,
+          "model.output_dropout": 0.5, "model.locked_dropout": True,
+          "model.word_dropout": 0.2, "model.weight_drop": 0.5}
+
+
+def test_locked_dropout_masks_are_constant_over_time_and_differ_by_row():
+  layer = regularizers.dropout(0.5, locked=True, name="locked")
+  x = np.ones((64, 30, 16), np.float32)
+  y = keras.ops.convert_to_numpy(layer(x, training=True))
+  assert set(np.unique(y)) == {0.0, 2.0}
+  np.testing.assert_array_equal(y, np.broadcast_to(y[:, :1], y.shape))
+  assert len({row.tobytes() for row in y[:, 0]}) == 64  # One mask per row.
+  plain = keras.ops.convert_to_numpy(
+      regularizers.dropout(0.5, locked=False, name="plain")(x, training=True))
+  assert (plain != plain[:, :1]).any()  # Zaremba's: a new mask per step.
+  np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_word_dropout_drops_every_occurrence_of_a_word_and_only_in_training():
+  layer = regularizers.Embedding(50, 8, word_dropout=0.5, seed=3)
+  ids = np.random.default_rng(0).integers(1, 50, (20, 40)).astype(np.int32)
+  plain = keras.ops.convert_to_numpy(layer(ids))
+  dropped = keras.ops.convert_to_numpy(layer(ids, training=True))
+  zero = (dropped == 0).all(-1)
+  assert 0.3 < zero.mean() < 0.7
+  for word in np.unique(ids):  # A word is dropped everywhere or nowhere ...
+    assert len(set(zero[ids == word])) == 1
+  kept = ~zero  # ... and the words kept are scaled by 1 / (1 - p).
+  np.testing.assert_allclose(dropped[kept], 2 * plain[kept], rtol=1e-6)
+  again = keras.ops.convert_to_numpy(layer(ids, training=True))
+  assert (((again == 0).all(-1)) != zero).any()  # A new draw per batch.
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_model_with_every_regulariser_is_deterministic_at_inference(cell):
+  config = smoke_config("", overrides={**ALL_ON, "model.cell": cell,
+                                       "data.mode": "sentence"})
+  model = build_model(config, 30)
+  x = np.random.default_rng(0).integers(1, 30, (4, 12)).astype(np.int32)
+  np.testing.assert_array_equal(model(x, training=False),
+                                model(x, training=False))
+  assert not np.allclose(model(x, training=True), model(x, training=True))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_every_regulariser_off_trains_exactly_like_the_stock_keras_model(cell):
+  # The defaults add no variable and change no step: one SGD step of the
+  # model equals that of the same model built from keras.layers.LSTM/GRU
+  # (which has none of the options), weights and all.
+  config = smoke_config("", overrides={"data.mode": "sentence",
+                                       "model.cell": cell})
+  models = [build_model(config, 30, stock_layers=s) for s in (False, True)]
+  assert [w.path for w in models[0].weights] == [
+      w.path for w in models[1].weights]
+  models[1].set_weights(models[0].get_weights())
+  rng = np.random.default_rng(1)
+  x = rng.integers(1, 30, (3, 9)).astype(np.int32)
+  y = rng.integers(1, 30, (3, 9)).astype(np.int32)
+  for model in models:
+    model.compile(optimizer=keras.optimizers.SGD(1.0))
+    model.train_on_batch(x, y)
+  for a, b in zip(*(m.get_weights() for m in models)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_regularisers_add_only_seed_state_not_trainable_weights():
+  off = build_model(smoke_config("", overrides={"data.mode": "sentence"}), 30)
+  on = build_model(smoke_config("", overrides={**ALL_ON,
+                                               "data.mode": "sentence"}), 30)
+  trainable = lambda m: [w.path for w in m.trainable_weights]
+  assert trainable(on) == trainable(off)  # Checkpoints' weights fit both.
+  for target, source in zip(on.trainable_weights, off.trainable_weights):
+    target.assign(source)
+  x = np.random.default_rng(1).integers(0, 30, (3, 9)).astype(np.int32)
+  np.testing.assert_allclose(on(x, training=False), off(x, training=False),
+                             rtol=1e-6)
+
+
+def test_tied_embeddings_of_another_size_give_the_last_layer_that_size():
+  config = smoke_config("", overrides={
+      "model.tie_embeddings": True, "model.embedding_size": 8,
+      "model.hidden_size": 12, "model.num_layers": 2,
+      "data.mode": "sentence"})
+  model = build_model(config, 30)
+  assert [l.units for l in model.layers if hasattr(l, "units")] == [12, 8]
+  logits = model.get_layer("logits")
+  assert logits.tied and model.get_layer("embedding").embeddings.shape == (30, 8)
+  expected = model_parameters(config.model, 30)
+  assert {l.name: l.count_params() for l in model.layers
+          if l.name in expected} == expected
+  assert model.count_params() == sum(expected.values())
