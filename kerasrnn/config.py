@@ -13,7 +13,7 @@ from ml_collections import config_dict
 
 from kerasrnn.errors import UserError
 
-CELLS = ("lstm", "gru")
+CELLS = ("lstm", "gru", "transformer")
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("stream", "sentence")
 SOURCES = ("ptb", "text", "tfds")
@@ -51,13 +51,15 @@ def base_config():
   data.seed = 0
 
   c.model = model = ml_collections.ConfigDict()
-  model.cell = "lstm"  # lstm | gru
+  model.cell = "lstm"  # lstm | gru | transformer (decoder-only)
   # GRU: True = Keras/cuDNN default (reset gate after the recurrent matmul),
   # False = the published GRU of Cho et al., EMNLP 2014.
   model.gru_reset_after = True
   model.embedding_size = 0  # 0 = hidden_size.
-  model.hidden_size = 200
-  model.num_layers = 2
+  model.hidden_size = 200  # Units per layer; a Transformer's width.
+  model.num_layers = 2  # Recurrent layers, or Transformer blocks.
+  model.num_heads = 4  # Transformer: attention heads (divide hidden_size).
+  model.ffn_size = 0  # Transformer: feed-forward width (0 = 4 x hidden_size).
   # Dropout on the non-recurrent connections (Zaremba et al. 2014): between
   # recurrent layers, and on the embedding output and before the output layer
   # unless input_dropout / output_dropout say otherwise (None = dropout).
@@ -153,6 +155,17 @@ def validate(config):
          "(<unk>, <eos> and one word)")
   _check(list(d.bucket_boundaries) == sorted(set(d.bucket_boundaries)),
          "config data.bucket_boundaries must be strictly increasing")
+  if m.cell == "transformer":
+    _check(m.num_heads > 0 and m.hidden_size % m.num_heads == 0,
+           f"config model.num_heads={m.num_heads} must divide "
+           f"model.hidden_size={m.hidden_size}")
+    _check(m.embedding_size in (0, m.hidden_size),
+           "config model.embedding_size must be 0 or model.hidden_size for "
+           "model.cell=transformer (the blocks keep the embedding's width)")
+    _check(not m.weight_drop,
+           "config model.weight_drop is for recurrent kernels; "
+           "model.cell=transformer has none: set it to 0")
+  _check(m.ffn_size >= 0, f"config model.ffn_size={m.ffn_size} must be >= 0")
   _check(t.distribute == "none" or d.mode == "sentence",
          f"config train.distribute={t.distribute!r} needs data.mode=sentence: "
          "stream mode's stateful layers keep one state row per row of the "

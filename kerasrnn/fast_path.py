@@ -5,11 +5,12 @@ choice follows what was measured (docs/results.md#training-speed, the
 2x200 LSTM/GRU of configs/small.py, 2 cores):
 
 - Stream mode on an x86 CPU with AVX-512 that XLA may use (Intel Xeon):
-  XLA on; the step was 1.07-1.12x faster with it.
-- Stream mode on a CPU without AVX-512 (AMD EPYC Zen 3: AVX2 + FMA), or
-  with XLA capped below AVX-512 (`XLA_FLAGS=--xla_cpu_max_isa=AVX2`): XLA
-  off; the step was 0.8x as fast with it (TensorFlow's own kernels, which
-  call oneDNN, beat XLA's code there).
+  XLA on; the LSTM step was 1.07x faster with it (docs/speed/ablation.jsonl).
+- Stream mode on a CPU without AVX-512 (AMD EPYC Zen 3: AVX2 + FMA): XLA
+  off; the step was 0.83-0.86x as fast with it (TensorFlow's kernels, which
+  call oneDNN, beat XLA's code there; docs/speed/amd_epyc_jit.jsonl). With
+  XLA capped below AVX-512 (`XLA_FLAGS=--xla_cpu_max_isa=AVX2`) on an
+  AVX-512 CPU, likewise off: an assumption, not yet measured.
 - Sentence mode: XLA off everywhere (every new batch shape would compile
   anew, which measured slower).
 - A GPU: XLA on in stream mode (not measured here; the earlier default).
@@ -68,11 +69,11 @@ def choose(config):
   cap = xla_isa_cap()
   if xla_uses_avx512(flags, cap):
     return True, (f"stream mode, CPU '{name}' with AVX-512: XLA measured "
-                  "1.07-1.12x faster")
+                  "1.07x faster")
   why = (f"XLA capped at {cap}" if "avx512f" in flags else
          "AVX2" if "avx2" in flags else "no AVX2")
   return False, (f"stream mode, CPU '{name}' without AVX-512 for XLA ({why}): "
-                 "XLA measured 0.8x as fast")
+                 "XLA measured 0.83-0.86x as fast")
 
 
 def jit_compile(config):

@@ -44,7 +44,7 @@ def test_study_has_the_four_runs_and_a_control():
            c.train.learning_rate) for c in runs.values()] == [
                ("lstm", 0.0, "sgd", 1.0), ("lstm", 0.5, "sgd", 1.0),
                ("gru", 0.0, "sgd", 1.0), ("gru", 0.5, "adam", 0.001),
-               ("gru", 0.0, "sgd", 0.5)]
+               ("gru", 0.0, "sgd", 0.5), ("transformer", 0.2, "adam", 0.001)]
   with pytest.raises(UserError, match="needs a variant"):
     study.get_config()
 
@@ -54,3 +54,14 @@ def test_config_json_round_trip_has_no_differences():
   c = small.get_config()
   again = config_lib.from_dict(json.loads(config_lib.to_json(c)))
   assert config_lib.differences(c.to_dict(), again.to_dict()) == []
+
+
+@pytest.mark.parametrize("variant", [None, "quick"])
+def test_modern_recipe_fits_the_parameter_budget(variant):
+  from configs import modern  # pylint: disable=g-import-not-at-top
+  from kerasrnn.models.parameters import model_parameters  # pylint: disable=g-import-not-at-top
+  c = config_lib.validate(modern.get_config(variant))
+  assert c.model.tie_embeddings and c.model.locked_dropout
+  assert c.model.weight_drop > 0 and c.train.ema_momentum > 0
+  total = sum(model_parameters(c.model, 10_001).values())
+  assert total <= 15_000_000, total  # Issue 14's budget (PTB: 10,001 ids).

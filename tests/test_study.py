@@ -27,7 +27,7 @@ def test_study_trains_each_run_once_and_reports(corpus_dir, tmp_path):
 def test_study_config_file_variants():
   configs = study.load_variants(os.path.join(ROOT, "configs", "study.py"))
   assert list(configs) == ["lstm", "lstm_dropout", "gru", "gru_dropout_adam",
-                           "gru_lr05"]
+                           "gru_lr05", "transformer"]
   with pytest.raises(UserError, match="unknown variants nope"):
     study.load_variants(os.path.join(ROOT, "configs", "study.py"), ["nope"])
   with pytest.raises(UserError, match="defines no VARIANTS"):

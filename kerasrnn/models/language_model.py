@@ -13,6 +13,7 @@ from kerasrnn import compat
 from kerasrnn.errors import UserError
 from kerasrnn.models import recurrent
 from kerasrnn.models import regularizers
+from kerasrnn.models import transformer
 from kerasrnn.models import replicas
 from kerasrnn.models.metrics import MeanSequenceLoss
 from kerasrnn.models.metrics import Perplexity
@@ -151,6 +152,8 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
   windows (state carried across batches; unrolled when model.unroll);
   sentence mode gives stateless layers over [batch, time] with
   `Embedding(mask_zero=True)`, so the padding mask reaches every layer.
+  model.cell=transformer gives `kerasrnn.models.transformer`'s blocks
+  instead of recurrent layers (no state: each stream window on its own).
 
   Args:
     config: the full config (reads `model` and `data.mode`/`data.num_steps`).
@@ -188,9 +191,20 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
       embeddings_initializer=init() or "uniform", word_dropout=m.word_dropout,
       name="embedding")
   rate = lambda r: m.dropout if r is None else r
+  x = embedding(inputs)
+  if m.cell == "transformer":
+    x = transformer.PositionalEmbedding(name="positions")(x)
   x = regularizers.dropout(rate(m.input_dropout), m.locked_dropout,
-                           "embedding_dropout")(embedding(inputs))
-  for i in range(m.num_layers):
+                           "embedding_dropout")(x)
+  if m.cell == "transformer":
+    for i in range(m.num_layers):
+      x = transformer.DecoderBlock(
+          m.num_heads, m.ffn_size or 4 * m.hidden_size, m.dropout,
+          initializer=init(), name=f"block_{i}")(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    x = regularizers.dropout(rate(m.output_dropout), m.locked_dropout,
+                             "output_dropout")(x)
+  for i in range(m.num_layers if m.cell != "transformer" else 0):
     last = i == m.num_layers - 1
     kwargs = dict(return_sequences=True, stateful=stream,
                   unroll=stream and m.unroll, use_cudnn=use_cudnn,

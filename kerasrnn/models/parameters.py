@@ -6,6 +6,10 @@ For input size n and m units:
   GRU, reset_after=False (Cho et al., EMNLP 2014): 3 (n m + m m + m)
   GRU, reset_after=True (Keras/cuDNN default, separate recurrent bias):
                                      3 (n m + m m + 2 m)
+and for a Transformer block of width d and feed-forward width f:
+  4 (d d + d)   query, key, value and output projections
+  + 2 d f + f + d   feed-forward
+  + 4 d   two layer norms.
 """
 from kerasrnn.errors import UserError
 
@@ -31,11 +35,25 @@ def recurrent_parameters(cell, input_size, units, two_biases=False):
   return _GATES[cell] * (input_size * units + units * units + biases * units)
 
 
+def transformer_block_parameters(depth, ffn_size):
+  """Number of weights of one pre-norm Transformer block."""
+  return 4 * (depth * depth + depth) + 2 * depth * ffn_size + ffn_size + (
+      depth) + 4 * depth
+
+
 def model_parameters(model_config, vocab_size):
   """{layer name: count} of the language model built from `model_config`."""
   m = model_config
   embedding = m.embedding_size or m.hidden_size
   counts = {"embedding": vocab_size * embedding}
+  if m.cell == "transformer":
+    for i in range(m.num_layers):
+      counts[f"block_{i}"] = transformer_block_parameters(
+          m.hidden_size, m.ffn_size or 4 * m.hidden_size)
+    counts["final_norm"] = 2 * m.hidden_size
+    counts["logits"] = vocab_size + (0 if m.tie_embeddings
+                                     else m.hidden_size * vocab_size)
+    return counts
   two_biases = m.cell == "gru" and m.gru_reset_after
   sizes = [m.hidden_size] * m.num_layers
   if m.tie_embeddings:  # The last layer's output is the embedding's size.

@@ -5,6 +5,10 @@ vocabulary and kerasrnn's text preprocessing inside the graph. Its
 `tf.function`s, each with an explicit batch-major input signature, become the
 SavedModel's serving signatures (documented in export/README.md); `step`
 carries the recurrent state through its inputs and outputs instead.
+
+A Transformer has no recurrent state: `generate` re-reads each row's prefix
+(prompt and words so far) at every new word, and there is no `step`
+signature (its state would be the whole prefix, or a key/value cache).
 """
 import tensorflow as tf
 
@@ -57,6 +61,10 @@ class LanguageModelModule(tf.Module):
     self._embedding = model.get_layer("embedding")
     self._cells = [layer.cell for layer in rnn_layers(model)]
     self._logits = model.get_layer("logits")
+    self.recurrent = bool(self._cells)
+    if not self.recurrent:
+      self.state_units = None  # No `step` signature.
+      return
     # One named input (and output) per state tensor: state_<layer>_h, and
     # state_<layer>_c for an LSTM (Keras's order of the cell's states).
     self.state_names = [
@@ -208,11 +216,38 @@ class LanguageModelModule(tf.Module):
     return logits, states, log_likelihood, num_tokens
 
   def _read_prompt(self, ids):
-    """Runs the prompts (after <eos>) from the zero state."""
+    """Runs the prompts (after <eos>); returns (last logits, decoder state).
+
+    The state is the recurrent state, or for a Transformer the prefix read
+    so far ([batch, time] ids, padded at the end, and each row's length).
+    """
     inputs = self._with_start(ids).to_tensor(text.PAD_ID)
+    if not self.recurrent:
+      lengths = tf.cast(self._with_start(ids).row_lengths(), tf.int32)
+      return self._last_logits(inputs, lengths), (inputs, lengths)
     logits, states, _, _ = self._read(
         inputs, self._initial_states(tf.shape(inputs)[0]))
     return logits, states
+
+  def _last_logits(self, inputs, lengths):
+    """The model's logits after each row's last real input (Transformer)."""
+    logits = tf.cond(
+        tf.size(inputs) > 0, lambda: self.model(inputs, training=False),
+        lambda: tf.zeros([tf.shape(inputs)[0], tf.shape(inputs)[1],
+                          self.vocab_size]))
+    return tf.gather(logits, tf.maximum(lengths - 1, 0), batch_dims=1)
+
+  def _next(self, token, state):
+    """Feeds one token per row: (<float32>[batch, vocab] logits, state)."""
+    if self.recurrent:
+      return self._step(token, state)
+    inputs, lengths = state
+    inputs = tf.pad(inputs, [[0, 0], [0, 1]])  # Room for one more word.
+    rows = tf.range(tf.shape(inputs)[0])
+    inputs = tf.tensor_scatter_nd_update(
+        inputs, tf.stack([rows, lengths], axis=1), token)
+    lengths += 1
+    return self._last_logits(inputs, lengths), (inputs, lengths)
 
   def _stream_step(self, inputs):
     """The `step` signature: one chunk of each row's stream, state in and out.
@@ -278,7 +313,9 @@ class LanguageModelModule(tf.Module):
     step = 0
     while not tf.reduce_all(done):
       tf.autograph.experimental.set_loop_options(shape_invariants=[
-          (logits, tf.TensorShape([None, self.vocab_size]))])
+          (logits, tf.TensorShape([None, self.vocab_size]))] + (
+              [] if self.recurrent else
+              [(states[0], tf.TensorShape([None, None]))]))
       words_only = self._without_padding(logits)
       sampled = tf.random.categorical(words_only / scale, 1,
                                       dtype=tf.int32)[:, 0]
@@ -291,7 +328,7 @@ class LanguageModelModule(tf.Module):
       out = out.write(step, tf.where(emitted, token, text.PAD_ID))
       count += tf.cast(emitted, tf.int32)
       done = tf.logical_or(done, tf.logical_or(finished, count >= limit))
-      logits, states = self._step(tf.where(done, text.EOS_ID, token), states)
+      logits, states = self._next(tf.where(done, text.EOS_ID, token), states)
       step += 1
     tokens = tf.cond(out.size() > 0, lambda: tf.transpose(out.stack()),
                      lambda: tf.zeros([batch, 0], tf.int32))
@@ -303,9 +340,11 @@ class LanguageModelModule(tf.Module):
   def signatures(self):
     """The serving signatures, by name (serving_default = score)."""
     score = self.score.get_concrete_function()
-    return {"serving_default": score, "score": score,
-            "next_words": self.next_words.get_concrete_function(),
-            "generate": self.generate.get_concrete_function(),
-            "log_probs": self.log_probs.get_concrete_function(),
-            "step": self.step.get_concrete_function()}
+    signatures = {"serving_default": score, "score": score,
+                  "next_words": self.next_words.get_concrete_function(),
+                  "generate": self.generate.get_concrete_function(),
+                  "log_probs": self.log_probs.get_concrete_function()}
+    if self.recurrent:
+      signatures["step"] = self.step.get_concrete_function()
+    return signatures
 

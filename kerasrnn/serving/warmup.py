@@ -34,12 +34,19 @@ def step_request(state_units):
 
 
 def write_requests(saved_model_dir, state_units):
-  """Writes one real PredictionLog request per signature."""
+  """Writes one real PredictionLog request per signature.
+
+  Args:
+    saved_model_dir: the SavedModel's directory.
+    state_units: the module's `state_units`; None: no `step` signature.
+  """
   extra = os.path.join(saved_model_dir, "assets.extra")
   os.makedirs(extra, exist_ok=True)
   path = os.path.join(extra, "tf_serving_warmup_requests")
   with tf.io.TFRecordWriter(path) as writer:
-    requests = dict(REQUESTS, step=step_request(state_units))
+    requests = dict(REQUESTS)
+    if state_units is not None:  # Recurrent models only.
+      requests["step"] = step_request(state_units)
     for signature, inputs in requests.items():
       request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
           signature_name=signature))
