@@ -4,7 +4,8 @@ Run:
   kerasrnn-train --config=configs/smoke.py --workdir=/tmp/smoke
 A 1x16 LSTM for 2 epochs on the first 5,000 tokens of each split; expect a
 few seconds and a perplexity of several hundred (it only proves the plumbing).
-Variant `smoke.py:sentence` uses sentence mode (masked, bucketed batches).
+Variant `smoke.py:sentence` uses sentence mode (masked, bucketed batches),
+`smoke.py:regularised` every regulariser of configs/modern.py.
 """
 from kerasrnn import config as config_lib
 
@@ -23,4 +24,8 @@ def get_config(variant=None):
   return config_lib.apply_variant(c, variant, {
       "sentence": {"data.mode": "sentence"},
       "gru": {"model.cell": "gru"},
+      "regularised": {"model.locked_dropout": True, "model.dropout": 0.2,
+                      "model.word_dropout": 0.1, "model.weight_drop": 0.2,
+                      "model.tie_embeddings": True, "model.embedding_size": 8,
+                      "model.num_layers": 2, "train.ema_momentum": 0.9},
   })

@@ -172,6 +172,33 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
   """
   m = config.model
   stream = config.data.mode == "stream"
+  init = lambda: (keras.initializers.RandomUniform(-m.init_scale, m.init_scale)
+                  if m.init_scale else None)
+  inputs = keras.Input(
+      shape=(config.data.num_steps if stream else None,), dtype="int32",
+      batch_size=(batch_size or config.data.batch_size) if stream else None,
+      name="token_ids")
+  embedding = regularizers.Embedding(
+      vocab_size, m.embedding_size or m.hidden_size, mask_zero=not stream,
+      embeddings_initializer=init() or "uniform", word_dropout=m.word_dropout,
+      name="embedding")
+  x = embedding(inputs)
+  if m.cell == "transformer":
+    x = _transformer_blocks(m, x, init)
+  else:
+    x = _recurrent_layers(m, x, init, stream, use_cudnn, stock_layers)
+  logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
+                  kernel_initializer=init(), bias_initializer=init() or "zeros",
+                  name="logits")(x)
+  return LanguageModel(inputs, logits, name=f"{m.cell}_language_model")
+
+
+def _rate(m, rate):
+  return m.dropout if rate is None else rate
+
+
+def _recurrent_layers(m, x, init, stream, use_cudnn, stock_layers):
+  """Dropout -> LSTM/GRU -> Dropout, x num_layers, on the embeddings x."""
   if stock_layers is None:
     stock_layers = not compat.internals_enabled()
   if stock_layers and m.weight_drop:
@@ -179,32 +206,9 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
                     "layers, which this Keras version or "
                     f"{compat.ENV_SWITCH}=0 turned off; set it to 0")
   layers = keras.layers if stock_layers else recurrent
-  init = lambda: (keras.initializers.RandomUniform(-m.init_scale, m.init_scale)
-                  if m.init_scale else None)
-  inputs = keras.Input(
-      shape=(config.data.num_steps if stream else None,), dtype="int32",
-      batch_size=(batch_size or config.data.batch_size) if stream else None,
-      name="token_ids")
-  embedding_size = m.embedding_size or m.hidden_size
-  embedding = regularizers.Embedding(
-      vocab_size, embedding_size, mask_zero=not stream,
-      embeddings_initializer=init() or "uniform", word_dropout=m.word_dropout,
-      name="embedding")
-  rate = lambda r: m.dropout if r is None else r
-  x = embedding(inputs)
-  if m.cell == "transformer":
-    x = transformer.PositionalEmbedding(name="positions")(x)
-  x = regularizers.dropout(rate(m.input_dropout), m.locked_dropout,
+  x = regularizers.dropout(_rate(m, m.input_dropout), m.locked_dropout,
                            "embedding_dropout")(x)
-  if m.cell == "transformer":
-    for i in range(m.num_layers):
-      x = transformer.DecoderBlock(
-          m.num_heads, m.ffn_size or 4 * m.hidden_size, m.dropout,
-          initializer=init(), name=f"block_{i}")(x)
-    x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
-    x = regularizers.dropout(rate(m.output_dropout), m.locked_dropout,
-                             "output_dropout")(x)
-  for i in range(m.num_layers if m.cell != "transformer" else 0):
+  for i in range(m.num_layers):
     last = i == m.num_layers - 1
     kwargs = dict(return_sequences=True, stateful=stream,
                   unroll=stream and m.unroll, use_cudnn=use_cudnn,
@@ -215,14 +219,26 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
       kwargs.update(kernel_initializer=init(), recurrent_initializer=init(),
                     bias_initializer=init())
     # Tied to an embedding of another size: the last layer has its size.
-    units = embedding_size if last and m.tie_embeddings else m.hidden_size
+    units = ((m.embedding_size or m.hidden_size) if last and m.tie_embeddings
+             else m.hidden_size)
     if m.cell == "lstm":
       layer = layers.LSTM(units, unit_forget_bias=False, **kwargs)
     else:
       layer = layers.GRU(units, reset_after=m.gru_reset_after, **kwargs)
-    x = regularizers.dropout(rate(m.output_dropout) if last else m.dropout,
-                             m.locked_dropout, f"dropout_{i}")(layer(x))
-  logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
-                  kernel_initializer=init(), bias_initializer=init() or "zeros",
-                  name="logits")(x)
-  return LanguageModel(inputs, logits, name=f"{m.cell}_language_model")
+    rate = _rate(m, m.output_dropout) if last else m.dropout
+    x = regularizers.dropout(rate, m.locked_dropout, f"dropout_{i}")(layer(x))
+  return x
+
+
+def _transformer_blocks(m, x, init):
+  """Positions -> Dropout -> Transformer blocks -> LayerNorm -> Dropout."""
+  x = transformer.PositionalEmbedding(name="positions")(x)
+  x = regularizers.dropout(_rate(m, m.input_dropout), m.locked_dropout,
+                           "embedding_dropout")(x)
+  for i in range(m.num_layers):
+    x = transformer.DecoderBlock(
+        m.num_heads, m.ffn_size or 4 * m.hidden_size, m.dropout,
+        initializer=init(), name=f"block_{i}")(x)
+  x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+  return regularizers.dropout(_rate(m, m.output_dropout), m.locked_dropout,
+                              "output_dropout")(x)

@@ -3,6 +3,7 @@ import math
 import time
 
 import keras
+import numpy as np
 
 from kerasrnn import workdir as wd
 from kerasrnn.models import rnn_layers
@@ -14,8 +15,17 @@ def reset_states(model):
       layer.reset_state()
 
 
+def seed_states(model):
+  """The states of the model's random seed generators (dropout masks)."""
+  return [v for v in model.variables
+          if v.path.endswith("seed_generator_state")]
+
+
 class TrainingEpoch(keras.callbacks.Callback):
-  """Sets the epoch variable the training pipeline's order is drawn from.
+  """Draws each epoch's randomness from (seed, epoch), so that a resumed
+  epoch is the uninterrupted one: the training pipeline's order (the epoch
+  variable) and the dropout masks (each seed generator restarts its count
+  at epoch * 2**20; Keras does not checkpoint seed generators).
 
   Args:
     variable: from `kerasrnn.data.pipelines.epoch_variable`.
@@ -25,8 +35,13 @@ class TrainingEpoch(keras.callbacks.Callback):
     super().__init__()
     self.variable = variable
 
+  def on_train_begin(self, logs=None):
+    self._seeds = [int(v.numpy()[0]) for v in seed_states(self.model)]
+
   def on_epoch_begin(self, epoch, logs=None):
     self.variable.assign(epoch)
+    for state, seed in zip(seed_states(self.model), self._seeds):
+      state.assign(np.array([seed, epoch * 2**20], state.dtype))
 
 
 class ResetStates(keras.callbacks.Callback):
