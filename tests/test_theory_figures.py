@@ -125,3 +125,22 @@ def test_padding_figures_on_ptb(theory, ptb_dir):
          f"| 20 | {table[20, False]} | {table[20, True]} |")
   _check(theory, "| 64 | 131.0 % | 4.3 % |",
          f"| 64 | {table[64, False]} | {table[64, True]} |")
+
+
+def test_transformer_section_figures(theory):
+  from configs import study  # pylint: disable=g-import-not-at-top
+  from kerasrnn.models.parameters import model_parameters  # pylint: disable=g-import-not-at-top
+  count = lambda v: sum(model_parameters(study.get_config(v).model,
+                                         10_001).values())
+  _check(theory, "parameters 4,976,001 vs 4,652,001",
+         f"parameters {count('transformer'):,} vs {count('lstm'):,}")
+  d, f, v, t = 200, 800, 10_001, 63
+  block = 4 * d * d + 2 * d * f  # Projections and feed-forward.
+  lstm = 2 * 8 * d * d + d * v
+  attention = 2 * 2 * d * sum(range(64)) / 64  # Average context.
+  transformer = 2 * block + attention + d * v
+  _check(theory, "(2.99 M vs 2.64 M multiply–adds",
+         f"({transformer / 1e6:.2f} M vs {lstm / 1e6:.2f} M multiply–adds")
+  _check(theory, "about 1.13× the 2×200 LSTM",
+         f"about {transformer / lstm:.2f}× the 2×200 LSTM")
+  _check(theory, "| 480,000 + 25,200 |", f"| {block:,} + {2 * t * d:,} |")
