@@ -16,12 +16,12 @@ days here; that is what was scaled down):
   (dropout needs the longer constant phase, as in the paper's medium model).
 - gru: SGD lr 1, halved after epoch 4.
 - gru_dropout_adam: dropout 0.5, Adam lr 0.001, divided by 1.25 after 6.
-- transformer: the exercise's bonus, a 2-block decoder-only Transformer
-  of about the same size, in the same pipeline (kerasrnn.models.transformer).
 - gru_lr05: a control added after the study's `gru` run blew up in its
   first steps at SGD lr 1 (running perplexity 161,890 at step 4, with the
   stock keras.layers.GRU too; benchmarks/trajectory.py): the same GRU at
   SGD lr 0.5, halved after epoch 4.
+- transformer: the exercise's bonus, a 2-block decoder-only Transformer
+  of about the same size, in the same pipeline (kerasrnn.models.transformer).
 """
 from kerasrnn import config as config_lib
 from kerasrnn.errors import UserError
