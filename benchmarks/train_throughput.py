@@ -45,9 +45,9 @@ _MODE = flags.DEFINE_enum("mode", "stream", ["stream", "sentence"],
                           "kerasrnn's data layout to time.")
 _EVALUATE = flags.DEFINE_bool("evaluate", False,
                               "Time evaluation instead of training.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None,
-                                "Folder with the PTB files: real batches (sentence mode reads "
-                                "KERASRNN_DATA_DIR without it).")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Folder with the PTB files: time real batches "
+    "(sentence mode reads KERASRNN_DATA_DIR without it).")
 _WITHOUT = flags.DEFINE_multi_enum(
     "without", [], ["fused_loss", "hoisted_projection"],
     "Ablations, to measure what each optimisation gives: fused_loss compiles "
@@ -64,8 +64,9 @@ ISA_VARIABLES = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
 def machine():
   """The CPU's model name and vector ISA, and any ISA restriction in force."""
   from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
-  name, flags = fast_path.cpu()
-  isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni") if f in flags]
+  name, cpu_flags = fast_path.cpu()
+  isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni")
+         if f in cpu_flags]
   return {"cpu": name, "cpu_isa": isa,
           "isa_env": {v: os.environ[v] for v in ISA_VARIABLES
                       if v in os.environ}}
