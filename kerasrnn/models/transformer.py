@@ -52,7 +52,8 @@ class PositionalEmbedding(keras.layers.Layer):
 
 def attention_mask(mask, length):
   """<bool>[batch, length, length]: causal, and no attending to padding."""
-  causal = ops.tril(ops.ones((length, length), "bool"))[None]
+  positions = ops.arange(length)
+  causal = (positions[:, None] >= positions[None, :])[None]
   if mask is None:
     return causal
   return ops.logical_and(causal, ops.cast(mask, "bool")[:, None, :])
