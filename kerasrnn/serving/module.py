@@ -105,14 +105,18 @@ class LanguageModelModule(tf.Module):
     eos = tf.fill([ids.nrows(), 1], text.EOS_ID)
     return tf.concat([eos, ids], axis=1)
 
-  def _log_probs(self, token_ids):
-    # The model's own distribution, exactly as evaluation scores it. Keras's
-    # recurrent layers fail on an empty batch, whose answer is empty anyway.
+  def _model_logits(self, token_ids):
+    # Keras's recurrent layers fail on an empty batch, whose answer is
+    # empty anyway.
     shape = tf.shape(token_ids)
     return tf.cond(
         tf.size(token_ids) > 0,
-        lambda: tf.nn.log_softmax(self.model(token_ids, training=False)),
+        lambda: self.model(token_ids, training=False),
         lambda: tf.zeros([shape[0], shape[1], self.vocab_size]))
+
+  def _log_probs(self, token_ids):
+    # The model's own distribution, exactly as evaluation scores it.
+    return tf.nn.log_softmax(self._model_logits(token_ids))
 
   def _without_padding(self, logits):
     # Padding is never a word to predict or sample.
@@ -221,9 +225,10 @@ class LanguageModelModule(tf.Module):
     The state is the recurrent state, or for a Transformer the prefix read
     so far ([batch, time] ids, padded at the end, and each row's length).
     """
-    inputs = self._with_start(ids).to_tensor(text.PAD_ID)
+    prompts = self._with_start(ids)
+    inputs = prompts.to_tensor(text.PAD_ID)
     if not self.recurrent:
-      lengths = tf.cast(self._with_start(ids).row_lengths(), tf.int32)
+      lengths = tf.cast(prompts.row_lengths(), tf.int32)
       return self._last_logits(inputs, lengths), (inputs, lengths)
     logits, states, _, _ = self._read(
         inputs, self._initial_states(tf.shape(inputs)[0]))
@@ -231,11 +236,8 @@ class LanguageModelModule(tf.Module):
 
   def _last_logits(self, inputs, lengths):
     """The model's logits after each row's last real input (Transformer)."""
-    logits = tf.cond(
-        tf.size(inputs) > 0, lambda: self.model(inputs, training=False),
-        lambda: tf.zeros([tf.shape(inputs)[0], tf.shape(inputs)[1],
-                          self.vocab_size]))
-    return tf.gather(logits, tf.maximum(lengths - 1, 0), batch_dims=1)
+    return tf.gather(self._model_logits(inputs), tf.maximum(lengths - 1, 0),
+                     batch_dims=1)
 
   def _next(self, token, state):
     """Feeds one token per row: (<float32>[batch, vocab] logits, state)."""
