@@ -21,8 +21,6 @@ They override the undocumented `inner_loop` hook and run Keras's own time
 loop (`compat.rnn`): `build_model` uses them only where `kerasrnn.compat`
 allows Keras internals, and the stock layers elsewhere.
 """
-import os
-
 import keras
 from keras import ops
 import tensorflow as tf
@@ -48,12 +46,6 @@ def _loop(layer, step, projected, initial_state, mask):
       return_all_outputs=layer.return_sequences)
 
 
-def _by_hand(layer, mask):
-  """Whether the time loop with the gradient by hand applies (stream mode)."""
-  return (mask is None and layer.unroll and not layer.go_backwards and
-          os.environ.get("KERASRNN_SEQUENCE_GRAD", "1") == "1")
-
-
 class _WeightDrop:
   """The `weight_drop` option of both layers (a mixin)."""
 
@@ -74,112 +66,6 @@ class _WeightDrop:
     return {**super().get_config(), "weight_drop": self.weight_drop}
 
 
-def _lstm_sequence(projected, h0, c0, kernel):
-  """The unmasked, unrolled LSTM time loop with a hand-written gradient.
-
-  Args:
-    projected: [batch, time, 4 units], the inputs times the input kernel
-      plus bias (gates in Keras's order i, f, c, o).
-    h0, c0: [batch, units], the initial state.
-    kernel: [units, 4 units], the recurrent kernel.
-
-  Returns:
-    (outputs [batch, time, units], last h, last c): what Keras's loop gives,
-    to float rounding. The backward pass runs the time loop in reverse for
-    each step's gate gradients (one matmul per step, for h[t-1]) and gets
-    the recurrent kernel's gradient from one matmul over all steps, where
-    autodiff of the loop adds up one small matmul per step.
-  """
-
-  @tf.custom_gradient
-  def run(projected, h0, c0, kernel):
-    units = h0.shape[-1]
-    h, c = h0, c0
-    hs, cs, gates = [h0], [c0], []
-    for x in tf.unstack(projected, axis=1):
-      z = x + tf.matmul(h, kernel)
-      i, f, _, o = tf.split(tf.sigmoid(z), 4, axis=-1)
-      g = tf.tanh(z[:, 2 * units:3 * units])
-      c = f * c + i * g
-      tanh_c = tf.tanh(c)
-      h = o * tanh_c
-      hs.append(h)
-      cs.append(c)
-      gates.append((i, f, g, o, tanh_c))
-
-    def grad(d_outputs, d_h, d_c):
-      d_zs = [None] * len(gates)
-      kernel_t = tf.transpose(kernel)
-      for t, d_out in reversed(list(enumerate(tf.unstack(d_outputs, axis=1)))):
-        i, f, g, o, tanh_c = gates[t]
-        d_h = d_out + d_h
-        d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
-        d_zs[t] = tf.concat([d_c * g * i * (1 - i), d_c * cs[t] * f * (1 - f),
-                             d_c * i * (1 - g * g),
-                             d_h * tanh_c * o * (1 - o)], axis=-1)
-        d_h = tf.matmul(d_zs[t], kernel_t)
-        d_c = d_c * f
-      d_kernel = tf.matmul(tf.concat(hs[:-1], 0), tf.concat(d_zs, 0),
-                           transpose_a=True)
-      return tf.stack(d_zs, axis=1), d_h, d_c, d_kernel
-
-    return (tf.stack(hs[1:], axis=1), h, c), grad
-
-  return run(projected, h0, c0, kernel)
-
-
-def _gru_sequence(projected, h0, kernel, recurrent_bias):
-  """The GRU's (reset_after) unmasked, unrolled loop, gradient by hand.
-
-  Args:
-    projected: [batch, time, 3 units], inputs times the input kernel plus
-      the input bias (gates z, r, h, Keras's order).
-    h0: [batch, units].
-    kernel: [units, 3 units], the recurrent kernel.
-    recurrent_bias: [3 units].
-
-  Returns:
-    (outputs [batch, time, units], last h), as `_lstm_sequence`: one matmul
-    per step backward for h[t-1], one over all steps for the kernel.
-  """
-
-  @tf.custom_gradient
-  def run(projected, h0, kernel, recurrent_bias):
-    units = h0.shape[-1]
-    h = h0
-    hs, saved = [h0], []
-    for x in tf.unstack(projected, axis=1):
-      inner = tf.matmul(h, kernel) + recurrent_bias
-      zr = tf.sigmoid(x[:, :2 * units] + inner[:, :2 * units])
-      z, r = zr[:, :units], zr[:, units:]
-      inner_h = inner[:, 2 * units:]
-      candidate = tf.tanh(x[:, 2 * units:] + r * inner_h)
-      h = z * (h - candidate) + candidate
-      hs.append(h)
-      saved.append((z, r, inner_h, candidate))
-
-    def grad(d_outputs, d_h):
-      d_xs, d_inners = [None] * len(saved), [None] * len(saved)
-      kernel_t = tf.transpose(kernel)
-      for t, d_out in reversed(list(enumerate(tf.unstack(d_outputs, axis=1)))):
-        z, r, inner_h, candidate = saved[t]
-        d_h = d_out + d_h
-        d_z = d_h * (hs[t] - candidate) * z * (1 - z)
-        d_candidate = d_h * (1 - z) * (1 - candidate * candidate)
-        d_r = d_candidate * inner_h * r * (1 - r)
-        d_xs[t] = tf.concat([d_z, d_r, d_candidate], axis=-1)
-        d_inners[t] = tf.concat([d_z, d_r, d_candidate * r], axis=-1)
-        d_h = d_h * z + tf.matmul(d_inners[t], kernel_t)
-      d_inner = tf.concat(d_inners, 0)
-      d_kernel = tf.matmul(tf.concat(hs[:-1], 0), d_inner, transpose_a=True)
-      return (tf.stack(d_xs, axis=1), d_h, d_kernel,
-              tf.reduce_sum(d_inner, axis=0))
-
-    return (tf.stack(hs[1:], axis=1), h), grad
-
-  return run(projected, h0, kernel, recurrent_bias)
-
-
 class LSTM(_WeightDrop, keras.layers.LSTM):
   """`keras.layers.LSTM` (implementation 2) with hoisted input projection."""
 
@@ -191,12 +77,6 @@ class LSTM(_WeightDrop, keras.layers.LSTM):
     projected = ops.matmul(sequences, cell.kernel)
     if cell.use_bias:
       projected = projected + cell.bias
-    if _by_hand(self, mask):
-      # Values, not variables: tf.custom_gradient takes tensors.
-      outputs, h, c = _lstm_sequence(
-          projected, *(tf.identity(v) for v in (*initial_state[:2],
-                                                recurrent_kernel)))
-      return h, outputs, [h, c]
 
     def step(x, states):
       h_tm1, c_tm1 = states
@@ -249,9 +129,4 @@ class GRU(_WeightDrop, keras.layers.GRU):
 
     if isinstance(initial_state, (list, tuple)):
       initial_state = initial_state[0]
-    if (_by_hand(self, mask) and cell.reset_after and
-        recurrent_bias is not None):
-      outputs, h = _gru_sequence(projected, *(tf.identity(v) for v in (
-          initial_state, recurrent_kernel, recurrent_bias)))
-      return h, outputs, [h]
     return _loop(self, step, projected, [initial_state], mask)
