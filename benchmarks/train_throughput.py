@@ -31,7 +31,8 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-_CELL = flags.DEFINE_enum("cell", "lstm", ["lstm", "gru"], "Recurrent cell.")
+_CELL = flags.DEFINE_enum("cell", "lstm", ["lstm", "gru", "transformer"],
+                          "Cell (transformer: blocks of width hidden_size).")
 _HIDDEN = flags.DEFINE_integer("hidden_size", 200, "Units per layer.")
 _LAYERS = flags.DEFINE_integer("num_layers", 2, "Recurrent layers.")
 _VOCAB = flags.DEFINE_integer("vocab_size", 10_000, "Vocabulary size.")
@@ -150,8 +151,9 @@ def main(argv):
   from kerasrnn.models import build_model  # pylint: disable=g-import-not-at-top
   from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
   from kerasrnn.training.train import compile_model  # pylint: disable=g-import-not-at-top
-  if _BASELINE.value and (_MODE.value != "stream" or _EVALUATE.value):
-    raise app.UsageError("--baseline times stream-mode training only")
+  if _BASELINE.value and (_MODE.value != "stream" or _EVALUATE.value or
+                          _CELL.value == "transformer"):
+    raise app.UsageError("--baseline times stream-mode LSTM/GRU training only")
   config = _config()
   keras.utils.set_random_seed(0)
   ds, vocab_size = _batches(config, tf)
@@ -173,10 +175,12 @@ def main(argv):
   if _BASELINE.value:
     runs["stock_keras"] = _stock_model(keras)
   result = {"framework": f"kerasrnn (keras {keras.__version__}, tf "
-                         f"{tf.__version__})", "cell": _CELL.value,
-            "hidden_size": _HIDDEN.value, "num_layers": _LAYERS.value,
-            "batch_size": _BATCH.value, "num_steps": _STEPS_T.value,
-            "mode": _MODE.value, "evaluate": _EVALUATE.value,
+                         f"{tf.__version__})", "cell": config.model.cell,
+            "hidden_size": config.model.hidden_size,
+            "num_layers": config.model.num_layers,
+            "batch_size": config.data.batch_size,
+            "num_steps": config.data.num_steps, "mode": config.data.mode,
+            "parameters": model.count_params(), "evaluate": _EVALUATE.value,
             "jit_compile": fast_path.jit_compile(config),
             "without": _WITHOUT.value, "overrides": _OVERRIDES.value,
             "threads": _THREADS.value or os.cpu_count(),

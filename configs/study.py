@@ -40,8 +40,8 @@ VARIANTS = {
     # size (2 blocks of width 200, 4 heads, feed-forward 800: 4.98 M
     # parameters vs the LSTM's 4.65 M), dropout 0.2, Adam. No state crosses
     # windows, so each 64-token window is one sequence (context 0-63 words).
-    # A token costs it 1.25x the LSTM's here (AMD EPYC, docs/results.md), so
-    # 10 epochs take the wall time of the LSTM runs' 13.
+    # A training token costs it 1.17x the LSTM's (AMD EPYC, docs/theory.md
+    # section 5), so 10 epochs take ~0.9x the time of the LSTM runs' 13.
     "transformer": {"model.cell": "transformer", "model.num_heads": 4,
                     "train.epochs": 10,
                     "model.dropout": 0.2, "model.init_scale": 0.0,

@@ -49,6 +49,34 @@ def test_outputs_and_gradients_equal_the_stock_layer(name, unroll):
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
+def test_unmasked_gradients_equal_the_stock_layer(name):
+  """Stream mode's path: no mask, unrolled, from a given state."""
+  stock, hoisted = _pair(name, unroll=True, return_state=True)
+  rng = np.random.default_rng(3)
+  x = tf.constant(rng.normal(size=(3, 7, 6)), tf.float32)
+  states = 2 if name == "lstm" else 1
+  state = [tf.constant(rng.normal(size=(3, 8)), tf.float32)
+           for _ in range(states)]
+  weights = [tf.constant(rng.normal(size=s), tf.float32)
+             for s in [(3, 7, 8)] + [(3, 8)] * states]
+  stock.build(x.shape)
+  hoisted.build(x.shape)
+  hoisted.set_weights(stock.get_weights())
+  results = []
+  for layer in (stock, hoisted):
+    with tf.GradientTape() as tape:
+      tape.watch([x] + state)
+      outputs = layer(x, initial_state=state)
+      loss = sum(tf.reduce_sum(o * w) for o, w in zip(outputs, weights))
+    results.append(list(outputs) + tape.gradient(
+        loss, [x] + state + layer.trainable_weights))
+  assert len(results[1]) == 2 * (1 + states) + len(stock.trainable_weights)
+  for got, want in zip(results[1], results[0]):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
 def test_stateful_state_carries_over_like_the_stock_layer(name):
   stock, hoisted = _pair(name, stateful=True, unroll=True)
   x = np.random.default_rng(1).normal(size=(2, 4, 6)).astype(np.float32)
