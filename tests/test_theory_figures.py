@@ -144,3 +144,24 @@ def test_transformer_section_figures(theory):
   _check(theory, "about 1.13× the 2×200 LSTM",
          f"about {transformer / lstm:.2f}× the 2×200 LSTM")
   _check(theory, "| 480,000 + 25,200 |", f"| {block:,} + {2 * t * d:,} |")
+
+
+def test_transformer_measured_cost(theory):
+  runs = collections.defaultdict(list)
+  with open(os.path.join(DOCS, "speed", "amd_epyc_session6.jsonl")) as f:
+    for row in map(json.loads, f):
+      runs[row["variant"]].append(row["tokens_per_second"])
+  lstm, transformer = runs["ptb_lstm"], runs["ptb_transformer"]
+  assert len(lstm) == len(transformer) == 3
+  ratios = sorted(a / b for a, b in zip(lstm, transformer))
+  median = lambda v: f"{statistics.median(v):,.0f}"
+  _check(theory, "LSTM trained at 2,921 tokens/s (median; 2,899–3,387)",
+         f"LSTM trained at {median(lstm)} tokens/s (median; "
+         f"{min(lstm):,.0f}–{max(lstm):,.0f})")
+  _check(theory, "the Transformer at 2,496 (2,460–2,582)",
+         f"the Transformer at {median(transformer)} "
+         f"({min(transformer):,.0f}–{max(transformer):,.0f})")
+  cost = statistics.median(lstm) / statistics.median(transformer)
+  _check(theory, "costs the Transformer 1.17× the LSTM's** (1.13–1.36×",
+         f"costs the Transformer {cost:.2f}× the LSTM's** "
+         f"({ratios[0]:.2f}–{ratios[-1]:.2f}×")
