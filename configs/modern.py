@@ -16,9 +16,10 @@ is what gets validated, checkpointed and exported. Sized for a 2-core CPU:
   test perplexity 94.83 (valid 98.57); docs/results.md#a-modern-recipe.
 - (default) full: embedding 400, hidden 1,000, 2 layers, 11.86 M
   parameters; the candidate for test perplexity <= 80 within 6 hours of
-  training. It trains at ~900 tokens/s on a 2-core AMD EPYC (measured:
-  ~1,060 s per epoch with evaluation), so 17 epochs fit in ~5 hours, with
-  room for the machine's +-15 % (docs/results.md#a-modern-recipe). The run
+  training. About 1,230 s per epoch on a 2-core AMD EPYC (903 tokens/s
+  measured on a slice of PTB with a smaller vocabulary, ~790 estimated for
+  the full one, plus evaluation), so 15 epochs take ~5.1 hours, within 6
+  with room for the machine's noise (docs/results.md#a-modern-recipe). Not run yet. The run
   resumes where it stopped: run the same command again.
 
 What each technique gives on a short budget: configs/ablation.py.
@@ -43,10 +44,10 @@ def get_config(variant=None):
   c.model.word_dropout = 0.1
   c.model.weight_drop = 0.4
   c.model.init_scale = 0.05
-  c.train.epochs = 17
+  c.train.epochs = 15
   c.train.optimizer = "sgd"
   c.train.learning_rate = 1.0  # Paper terms (loss summed over 35 steps).
-  c.train.decay_after = 9
+  c.train.decay_after = 7
   c.train.decay = 1.3
   c.train.clip_norm = 5.0
   c.train.ema_momentum = 0.999
