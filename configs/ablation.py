@@ -3,10 +3,11 @@ r"""What each technique of the modern recipe gives, on a short budget.
 The recipe of configs/modern.py:quick at 2 x 200 (tied), trained 6 epochs
 in the study's batches (20 x 20) on the first 250,000 tokens of PTB's
 training split (a quarter: the model overfits within the budget, which is
-what the regularisers are for), validated and tested on the full splits. `all` has every technique on; each `no_*` run
-switches one off; `zaremba_2014` switches all of them off but keeps the
-same dropout rates (a new mask at every step, untied, no averaging). One
-seed per run: differences under ~1 % are noise.
+what the regularisers are for), validated and tested on the full splits.
+`all` has every technique on; each `no_*` run switches one off;
+`zaremba_2014` switches all of them off but keeps the same dropout rates
+(a new mask at every step, untied, no averaging). One seed per run:
+differences under ~1 % are noise.
 
   kerasrnn-study --config_file=configs/ablation.py --workdir=runs/ablation \
       --report=docs/ablation

@@ -19,8 +19,8 @@ is what gets validated, checkpointed and exported. Sized for a 2-core CPU:
   training. About 1,230 s per epoch on a 2-core AMD EPYC (903 tokens/s
   measured on a slice of PTB with a smaller vocabulary, ~790 estimated for
   the full one, plus evaluation), so 15 epochs take ~5.1 hours, within 6
-  with room for the machine's noise (docs/results.md#a-modern-recipe). Not run yet. The run
-  resumes where it stopped: run the same command again.
+  with room for the machine's noise (docs/results.md#a-modern-recipe).
+  Not run yet. It resumes where it stopped: run the same command again.
 
 What each technique gives on a short budget: configs/ablation.py.
 """
