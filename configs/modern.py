@@ -22,7 +22,9 @@ is what gets validated, checkpointed and exported. Sized for a 2-core CPU:
   with room for the machine's noise (docs/results.md#a-modern-recipe).
   Not run yet. It resumes where it stopped: run the same command again.
 
-What each technique gives on a short budget: configs/ablation.py.
+What each technique gives on a short budget (configs/ablation.py): tying
+and the weight average most (+7.4 % and +4.5 % test perplexity without
+them at 2 x 200, 6 epochs); the three dropouts nothing measurable there.
 """
 from kerasrnn import config as config_lib
 
