@@ -5,7 +5,11 @@ choice follows what was measured (docs/results.md#training-speed, the
 2x200 LSTM/GRU of configs/small.py, 2 cores):
 
 - Stream mode on an x86 CPU with AVX-512 that XLA may use (Intel Xeon):
-  XLA on; the LSTM step was 1.07x faster with it (docs/speed/ablation.jsonl).
+  XLA on for layers of up to 200 units without weight drop: the 2x200 LSTM
+  step was 1.06-1.07x faster with it (docs/speed/ablation.jsonl). Off for
+  wider layers (equal at 400 units, 0.87-0.91x as fast at 650 and 1,000)
+  and with weight drop (0.27x as fast at 1,000 units); measured on the
+  Intel Xeon in session 8 (docs/results.md#xla-by-layer-width-on-avx-512).
 - Stream mode on a CPU without AVX-512 (AMD EPYC Zen 3: AVX2 + FMA): XLA
   off; the step was 0.83-0.86x as fast with it (TensorFlow's kernels, which
   call oneDNN, beat XLA's code there; docs/speed/amd_epyc_jit.jsonl). With
@@ -26,6 +30,10 @@ import tensorflow as tf
 # XLA's names for instruction sets, lowest first (`--xla_cpu_max_isa`).
 _XLA_ISAS = ("SSE4_2", "AVX", "AVX2", "AVX512", "AVX512_VNNI",
              "AVX512_BF16", "AMX", "AMX_FP16")
+
+
+# The widest layers XLA measured faster with (on AVX-512, 2 cores).
+XLA_MAX_UNITS = 200
 
 
 @functools.lru_cache(maxsize=None)
@@ -68,6 +76,13 @@ def choose(config):
   name, flags = cpu()
   cap = xla_isa_cap()
   if xla_uses_avx512(flags, cap):
+    if config.model.weight_drop:
+      return False, (f"stream mode, CPU '{name}' with AVX-512, weight drop: "
+                     "XLA measured 0.27x as fast")
+    if config.model.hidden_size > XLA_MAX_UNITS:
+      return False, (f"stream mode, CPU '{name}' with AVX-512, "
+                     f"{config.model.hidden_size} units: XLA measured "
+                     "0.87-1.0x as fast above 200")
     return True, (f"stream mode, CPU '{name}' with AVX-512: XLA measured "
                   "1.07x faster")
   why = (f"XLA capped at {cap}" if "avx512f" in flags else

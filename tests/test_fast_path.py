@@ -33,6 +33,20 @@ def test_xla_only_in_stream_mode_on_avx512(machine):
   assert fast_path.choose(config)[0] is False
 
 
+def test_xla_only_for_narrow_layers_without_weight_drop(machine):
+  config = smoke_config("")
+  machine(XEON)
+  config.model.hidden_size = fast_path.XLA_MAX_UNITS
+  assert fast_path.jit_compile(config)
+  config.model.hidden_size = fast_path.XLA_MAX_UNITS + 1
+  on, reason = fast_path.choose(config)
+  assert not on and f"{fast_path.XLA_MAX_UNITS + 1} units" in reason
+  config.model.hidden_size = 100
+  config.model.weight_drop = 0.2
+  on, reason = fast_path.choose(config)
+  assert not on and "weight drop" in reason
+
+
 def test_an_isa_cap_in_xla_flags_counts_as_no_avx512(machine):
   config = smoke_config("")
   machine(XEON, "--xla_cpu_enable_fast_math=false --xla_cpu_max_isa=avx2")
