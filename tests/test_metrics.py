@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kerasrnn.models import metrics
 from kerasrnn.models.metrics import Perplexity
 from kerasrnn.models.metrics import SequenceLoss
 from kerasrnn.models.metrics import token_nll
@@ -72,3 +73,33 @@ def test_sequence_loss_sums_over_time_and_averages_over_rows(sentences):
   expected = sum(-_log_softmax(l[r])[np.arange(len(s[r])), s[r]].sum()
                  for r in range(3)) / 3
   np.testing.assert_allclose(float(SequenceLoss()(y, z)), expected, rtol=1e-5)
+
+
+def test_fused_nll_equals_tensorflows_op_in_value_and_gradient():
+  rng = np.random.default_rng(3)
+  vocab = metrics.FUSED_MIN_VOCAB
+  targets = rng.integers(0, vocab, (4, 6)).astype("int32")
+  targets[:, -2:] = 0  # Padding.
+  logits = tf.constant(rng.normal(0, 3, (4, 6, vocab)).astype("float32"))
+  upstream = tf.constant(rng.normal(size=(4, 6)).astype("float32"))
+
+  def value_and_gradient(nll_fn, x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      nll = nll_fn(x)
+      loss = tf.reduce_sum(nll * upstream)
+    return nll, tape.gradient(loss, x)
+
+  mask = (targets != 0).astype("float32")
+  stock = value_and_gradient(
+      lambda x: tf.nn.sparse_softmax_cross_entropy_with_logits(targets, x)
+      * mask, logits)
+  fused = value_and_gradient(lambda x: token_nll(targets, x), logits)
+  # Dynamic shapes (sentence mode's buckets) take TensorFlow's op.
+  dynamic = tf.function(
+      lambda x: value_and_gradient(lambda z: token_nll(targets, z), x),
+      input_signature=[tf.TensorSpec([None, None, vocab], tf.float32)])
+  for got in (fused, dynamic(logits)):
+    np.testing.assert_allclose(got[0], stock[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[1], stock[1], rtol=1e-5, atol=1e-6)
+  assert (fused[1].numpy()[targets == 0] == 0).all()

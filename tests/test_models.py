@@ -5,11 +5,13 @@ import pytest
 from conftest import smoke_config
 from kerasrnn import config as config_lib
 from kerasrnn.models import build_model
+from kerasrnn.models import metrics
 from kerasrnn.models import rnn_layers
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.models.parameters import recurrent_parameters
 from kerasrnn.models.metrics import Perplexity
 from kerasrnn.models.metrics import SequenceLoss
+from kerasrnn.training import train
 
 
 @pytest.mark.parametrize("layer,expected", [
@@ -130,3 +132,38 @@ def test_fused_step_equals_the_plain_keras_step(mode, cell, jit):
   for g, w in zip(got_step, want_step):
     assert np.abs(w).max() > 0
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6 * np.abs(w).max())
+
+
+def test_the_fused_softmax_trains_like_tensorflows_op(monkeypatch):
+  # Stream mode with a vocabulary of FUSED_MIN_VOCAB words takes the fused
+  # XLA softmax cross-entropy in Keras's compiled steps; the same steps with
+  # TensorFlow's op must give the same losses and weights.
+  config = smoke_config("", overrides={"data.mode": "stream"})
+  vocab = metrics.FUSED_MIN_VOCAB
+  rng = np.random.default_rng(0)
+  shape = (3 * config.data.batch_size, config.data.num_steps)
+  x, y = rng.integers(1, vocab, shape), rng.integers(0, vocab, shape)
+
+  traced = []
+  fused_nll = metrics._fused_nll
+  monkeypatch.setattr(metrics, "_fused_nll",
+                      lambda *args: traced.append(1) or fused_nll(*args))
+
+  def trained(min_vocab):
+    monkeypatch.setattr(metrics, "FUSED_MIN_VOCAB", min_vocab)
+    del traced[:]
+    keras.utils.set_random_seed(1)
+    model = build_model(config, vocab)
+    train.compile_model(model, config)
+    history = model.fit(x, y, batch_size=config.data.batch_size, epochs=2,
+                        shuffle=False, verbose=0).history
+    return history, model.get_weights(), bool(traced)
+
+  fused, fused_weights, fused_traced = trained(vocab)
+  stock, stock_weights, stock_traced = trained(vocab + 1)
+  assert fused_traced and not stock_traced
+  np.testing.assert_allclose(fused["loss"], stock["loss"], rtol=1e-5)
+  np.testing.assert_allclose(fused["perplexity"], stock["perplexity"],
+                             rtol=1e-5)
+  for a, b in zip(fused_weights, stock_weights):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
