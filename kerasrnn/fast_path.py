@@ -82,7 +82,7 @@ def choose(config):
     if config.model.hidden_size > XLA_MAX_UNITS:
       return False, (f"stream mode, CPU '{name}' with AVX-512, "
                      f"{config.model.hidden_size} units: XLA measured "
-                     "0.87-1.0x as fast above 200")
+                     f"0.87-1.0x as fast above {XLA_MAX_UNITS}")
     return True, (f"stream mode, CPU '{name}' with AVX-512: XLA measured "
                   "1.07x faster")
   why = (f"XLA capped at {cap}" if "avx512f" in flags else
