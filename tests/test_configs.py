@@ -56,7 +56,7 @@ def test_config_json_round_trip_has_no_differences():
   assert config_lib.differences(c.to_dict(), again.to_dict()) == []
 
 
-@pytest.mark.parametrize("variant", [None, "quick"])
+@pytest.mark.parametrize("variant", [None, "quick", "long"])
 def test_modern_recipe_fits_the_parameter_budget(variant):
   from configs import modern  # pylint: disable=g-import-not-at-top
   from kerasrnn.models.parameters import model_parameters  # pylint: disable=g-import-not-at-top
