@@ -9,7 +9,8 @@
 # ONEDNN_MAX_CPU_ISA=AVX2 for TensorFlow (XLA and oneDNN kernels),
 # ATEN_CPU_CAPABILITY=avx2 and MKL_ENABLE_INSTRUCTIONS=AVX2 for PyTorch.
 # kerasrnn runs with its default fast path (kerasrnn/fast_path.py), which
-# sees the XLA cap. TORCH_PYTHON: the reference venv's Python (its docstring).
+# sees the XLA cap and turns XLA off: the cap does not reach XLA's matrix
+# products (benchmarks/isa_check.py), so an XLA step would not be AVX2-only. TORCH_PYTHON: the reference venv's Python (its docstring).
 set -u
 OUT=${1:?output .jsonl}
 ROUNDS=${ROUNDS:-3}

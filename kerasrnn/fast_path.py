@@ -14,7 +14,9 @@ choice follows what was measured (docs/results.md#training-speed, the
   off; the step was 0.83-0.86x as fast with it (TensorFlow's kernels, which
   call oneDNN, beat XLA's code there; docs/speed/amd_epyc_jit.jsonl). With
   XLA capped below AVX-512 (`XLA_FLAGS=--xla_cpu_max_isa=AVX2`) on an
-  AVX-512 CPU, likewise off: an assumption, not yet measured.
+  AVX-512 CPU, likewise off: the cap does not reach XLA's matrix products
+  (they ran at native speed capped at AVX2 and even SSE4.2; session 9,
+  benchmarks/isa_check.py), so only an XLA-off step is restricted.
 - Sentence mode: XLA off everywhere (every new batch shape would compile
   anew, which measured slower).
 - A GPU: XLA on in stream mode (not measured here; the earlier default).
@@ -85,8 +87,11 @@ def choose(config):
                      f"0.87-1.0x as fast above {XLA_MAX_UNITS}")
     return True, (f"stream mode, CPU '{name}' with AVX-512: XLA measured "
                   "1.07x faster")
-  why = (f"XLA capped at {cap}" if "avx512f" in flags else
-         "AVX2" if "avx2" in flags else "no AVX2")
+  if "avx512f" in flags:
+    return False, (f"stream mode, CPU '{name}', XLA capped at {cap}: the cap "
+                   "does not reach XLA's matrix products, only XLA-off steps "
+                   "keep to it")
+  why = "AVX2" if "avx2" in flags else "no AVX2"
   return False, (f"stream mode, CPU '{name}' without AVX-512 for XLA ({why}): "
                  "XLA measured 0.83-0.86x as fast")
 

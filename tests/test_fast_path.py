@@ -47,7 +47,7 @@ def test_xla_only_for_narrow_layers_without_weight_drop(machine):
   assert not on and "weight drop" in reason
 
 
-def test_an_isa_cap_in_xla_flags_counts_as_no_avx512(machine):
+def test_an_isa_cap_below_avx512_in_xla_flags_turns_xla_off(machine):
   config = smoke_config("")
   machine(XEON, "--xla_cpu_enable_fast_math=false --xla_cpu_max_isa=avx2")
   on, reason = fast_path.choose(config)
