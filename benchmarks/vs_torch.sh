@@ -24,22 +24,12 @@ TORCH_PYTHON=${TORCH_PYTHON:-$HOME/torch-ref/bin/python}
 REFERENCE=${REFERENCE:-../shared/bench/torch_reference.py}
 TF_AVX2="XLA_FLAGS=--xla_cpu_max_isa=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"
 TORCH_AVX2="ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"
-# The reference prints no machine; add what train_throughput.py records.
-tag() {
-  python -c '
-import json, sys
-sys.path.insert(0, "benchmarks")
-from train_throughput import machine
-for line in sys.stdin:
-  if line.startswith("{"):
-    print(json.dumps({**json.loads(line), **machine()}))' 2>/dev/null
-}
 for rep in $(seq "$ROUNDS"); do
   for isa in $ISAS; do
     for cell in $CELLS; do
       if [ $isa = native ]; then tf_env=""; torch_env=""; else
         tf_env=$TF_AVX2; torch_env=$TORCH_AVX2; fi
-      env $torch_env "$TORCH_PYTHON" "$REFERENCE" --cell=$cell | env $torch_env bash -c "$(declare -f tag); tag" >> "$OUT"
+      env $torch_env "$TORCH_PYTHON" "$REFERENCE" --cell=$cell | env $torch_env python benchmarks/machine.py 2>/dev/null >> "$OUT"
       env $tf_env python benchmarks/train_throughput.py --cell=$cell 2>/dev/null | grep '^{' >> "$OUT"
     done
   done
