@@ -9,7 +9,8 @@ either environment and prints one JSON line:
       | python benchmarks/machine.py
 
 kerasrnn's side is `kerasrnn.models.recurrent.LSTM/GRU` (input projection
-hoisted, Keras's loop) in a `tf.function` with its gradient, and reports
+hoisted, Keras's loop) in a `tf.function` with its gradient (with
+--jit_compile: compiled by XLA as one program), and reports
 the graph's number of ops; PyTorch's is `nn.LSTM/GRU` and reports the
 kernel that took most of its time (`aten::mkldnn_rnn_layer*` means oneDNN's
 fused RNN primitive: the whole sequence in one call). Best of 5 repeats of
@@ -42,7 +43,7 @@ def best_ms(run, sync, repeats=5, passes=50):
   return best
 
 
-def kerasrnn_layer(cell):
+def kerasrnn_layer(cell, jit_compile):
   import tensorflow as tf
   from kerasrnn.models import recurrent
   layer = {"lstm": recurrent.LSTM, "gru": recurrent.GRU}[cell](
@@ -50,7 +51,7 @@ def kerasrnn_layer(cell):
   x = tf.random.normal([BATCH, STEPS, UNITS])
   layer(x)
 
-  @tf.function
+  @tf.function(jit_compile=jit_compile)
   def run():
     with tf.GradientTape() as tape:
       tape.watch(x)
@@ -59,7 +60,8 @@ def kerasrnn_layer(cell):
 
   ms = best_ms(run, lambda out: out[0].numpy())
   ops = run.get_concrete_function().graph.get_operations()
-  return {"framework": f"kerasrnn (tf {tf.__version__})", "ms": round(ms, 2),
+  return {"framework": f"kerasrnn (tf {tf.__version__})",
+          "jit_compile": jit_compile, "ms": round(ms, 2),
           "graph_ops": len(ops),
           "top_op_types": collections.Counter(
               o.type for o in ops).most_common(6)}
@@ -89,6 +91,8 @@ def torch_layer(cell):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--cell", default="lstm", choices=["lstm", "gru"])
+  parser.add_argument("--jit_compile", action="store_true",
+                      help="kerasrnn's pass compiled by XLA as one program")
   parser.add_argument("--torch", action="store_true",
                       help="time PyTorch's layer (in its environment)")
   args = parser.parse_args()
@@ -97,7 +101,7 @@ def main():
     line.update(torch_layer(args.cell))
   else:
     from train_throughput import machine  # pylint: disable=g-import-not-at-top
-    line.update(kerasrnn_layer(args.cell), **machine())
+    line.update(kerasrnn_layer(args.cell, args.jit_compile), **machine())
   print(json.dumps(line))
 
 
