@@ -108,22 +108,26 @@ class GRU(_WeightDrop, keras.layers.GRU):
     projected = ops.matmul(sequences, cell.kernel)
     if input_bias is not None:
       projected = projected + input_bias
+    if not cell.reset_after:
+      kernel_zr, kernel_h = tf.split(recurrent_kernel, [2 * units, units], -1)
 
+    # Splits, not slices: a slice's gradient is a zero-padded copy of the
+    # whole tensor per step, a split's one concatenation.
     def step(x, states):
       h_tm1 = states[0]
-      x_z, x_r, x_h = ops.split(x, 3, axis=-1)
+      x_zr, x_h = tf.split(x, [2 * units, units], -1)
       if cell.reset_after:
         inner = ops.matmul(h_tm1, recurrent_kernel)
         if recurrent_bias is not None:
           inner = inner + recurrent_bias
+        inner_zr, inner_h = tf.split(inner, [2 * units, units], -1)
       else:
-        inner = ops.matmul(h_tm1, recurrent_kernel[:, :2 * units])
-      z = cell.recurrent_activation(x_z + inner[:, :units])
-      r = cell.recurrent_activation(x_r + inner[:, units:2 * units])
+        inner_zr = ops.matmul(h_tm1, kernel_zr)
+      z, r = ops.split(cell.recurrent_activation(x_zr + inner_zr), 2, axis=-1)
       if cell.reset_after:
-        recurrent_h = r * inner[:, 2 * units:]
+        recurrent_h = r * inner_h
       else:
-        recurrent_h = ops.matmul(r * h_tm1, recurrent_kernel[:, 2 * units:])
+        recurrent_h = ops.matmul(r * h_tm1, kernel_h)
       h = z * h_tm1 + (1 - z) * cell.activation(x_h + recurrent_h)
       return h, [h]
 
