@@ -1,7 +1,7 @@
 r"""One recurrent layer's forward + backward pass, kerasrnn against PyTorch.
 
-Times the time loop alone (Zaremba's small layer: 200 units, batch 20,
-20 steps, unrolled) to say where the training step's time goes. Runs in
+Times the time loop alone (by default Zaremba's small layer: 200 units,
+batch 20, 20 steps, unrolled) to say where the training step's time goes. Runs in
 either environment and prints one JSON line:
 
   python benchmarks/recurrent_layer.py --cell=lstm                # kerasrnn
@@ -27,7 +27,6 @@ import time
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.dirname(_HERE)]
 
-UNITS, BATCH, STEPS = 200, 20, 20
 
 
 def best_ms(run, sync, repeats=5, passes=50):
@@ -43,12 +42,12 @@ def best_ms(run, sync, repeats=5, passes=50):
   return best
 
 
-def kerasrnn_layer(cell, jit_compile):
+def kerasrnn_layer(cell, jit_compile, units, batch, steps):
   import tensorflow as tf
   from kerasrnn.models import recurrent
   layer = {"lstm": recurrent.LSTM, "gru": recurrent.GRU}[cell](
-      UNITS, return_sequences=True, unroll=True)
-  x = tf.random.normal([BATCH, STEPS, UNITS])
+      units, return_sequences=True, unroll=True)
+  x = tf.random.normal([batch, steps, units])
   layer(x)
 
   @tf.function(jit_compile=jit_compile)
@@ -67,13 +66,13 @@ def kerasrnn_layer(cell, jit_compile):
               o.type for o in ops).most_common(6)}
 
 
-def torch_layer(cell):
+def torch_layer(cell, units, batch, steps):
   import torch
   from torch.profiler import profile, ProfilerActivity
   torch.set_num_threads(os.cpu_count())
   layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
-      UNITS, UNITS, batch_first=True)
-  x = torch.randn(BATCH, STEPS, UNITS, requires_grad=True)
+      units, units, batch_first=True)
+  x = torch.randn(batch, steps, units, requires_grad=True)
 
   def run():
     y, _ = layer(x)
@@ -91,17 +90,22 @@ def torch_layer(cell):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--cell", default="lstm", choices=["lstm", "gru"])
+  parser.add_argument("--units", type=int, default=200)
+  parser.add_argument("--batch", type=int, default=20)
+  parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--jit_compile", action="store_true",
                       help="kerasrnn's pass compiled by XLA as one program")
   parser.add_argument("--torch", action="store_true",
                       help="time PyTorch's layer (in its environment)")
   args = parser.parse_args()
-  line = {"cell": args.cell, "units": UNITS, "batch": BATCH, "steps": STEPS}
+  shape = (args.units, args.batch, args.steps)
+  line = {"cell": args.cell, "units": args.units, "batch": args.batch,
+          "steps": args.steps}
   if args.torch:  # benchmarks/machine.py adds the machine
-    line.update(torch_layer(args.cell))
+    line.update(torch_layer(args.cell, *shape))
   else:
     from train_throughput import machine  # pylint: disable=g-import-not-at-top
-    line.update(kerasrnn_layer(args.cell, args.jit_compile), **machine())
+    line.update(kerasrnn_layer(args.cell, args.jit_compile, *shape), **machine())
   print(json.dumps(line))
 
 

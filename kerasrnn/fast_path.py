@@ -21,6 +21,10 @@ choice follows what was measured (docs/results.md#training-speed, the
   anew, which measured slower).
 - A GPU: XLA on in stream mode (not measured here; the earlier default).
 
+Where XLA is off, kerasrnn's recurrent layers multiply by each gate's
+block of the recurrent kernel separately (`gate_matmuls`; see
+kerasrnn/models/recurrent.py), where it is on, by the whole kernel.
+
 `describe` gives the one line `kerasrnn-train` logs at start.
 """
 import functools
@@ -117,6 +121,8 @@ def compile_options(config):
 def describe(config):
   """One line for the training log: what runs and why, and how to change it."""
   on, reason = choose(config)
+  matmuls = "for all gates" if on else "per gate"
   return (f"fast path: XLA {'on' if on else 'off'} ({reason}); "
           f"--config.train.jit_compile={not on} to change it; "
+          f"one recurrent matmul {matmuls}; "
           f"{steps_per_execution(config)} steps per execution")

@@ -70,7 +70,7 @@ def test_the_config_overrides_the_machine_and_the_log_line_says_how(machine):
   assert fast_path.describe(config) == (
       "fast path: XLA off (set by train.jit_compile); "
       "--config.train.jit_compile=True to change it; "
-      "32 steps per execution")
+      "one recurrent matmul per gate; 32 steps per execution")
 
 
 def test_this_machine_is_read_from_proc_cpuinfo():
@@ -83,3 +83,16 @@ def test_this_machine_is_read_from_proc_cpuinfo():
     return
   assert name in text and all(f in text for f in flags)
   assert ("sse2" in flags) == ("sse2" in text)
+
+
+@pytest.mark.parametrize("cpu, per_gate", [(XEON, False), (EPYC, True)])
+def test_recurrent_layers_multiply_per_gate_where_xla_is_off(machine, cpu,
+                                                              per_gate):
+  from kerasrnn.models import build_model, rnn_layers  # pylint: disable=g-import-not-at-top
+  config = smoke_config("")
+  machine(cpu)
+  assert fast_path.jit_compile(config) is not per_gate
+  layers = rnn_layers(build_model(config, 50, stock_layers=False))
+  assert layers and all(l.gate_matmuls is per_gate for l in layers)
+  assert ("one recurrent matmul per gate" in fast_path.describe(config)) is (
+      per_gate)

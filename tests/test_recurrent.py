@@ -13,20 +13,22 @@ LAYERS = {
 }
 
 
-def _pair(name, **kwargs):
+def _pair(name, gate_matmuls=True, **kwargs):
   stock_cls, hoisted_cls, extra = LAYERS[name]
   kwargs = dict(extra, return_sequences=True, use_cudnn=False, **kwargs)
   init = keras.initializers.RandomUniform(-0.5, 0.5, seed=1)
   stock = stock_cls(8, kernel_initializer=init, recurrent_initializer=init,
                     bias_initializer=init, **kwargs)
-  hoisted = hoisted_cls(8, **kwargs)
+  hoisted = hoisted_cls(8, gate_matmuls=gate_matmuls, **kwargs)
   return stock, hoisted
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
 @pytest.mark.parametrize("unroll", [False, True])
-def test_outputs_and_gradients_equal_the_stock_layer(name, unroll):
-  stock, hoisted = _pair(name, unroll=unroll)
+@pytest.mark.parametrize("gate_matmuls", [True, False])
+def test_outputs_and_gradients_equal_the_stock_layer(name, unroll,
+                                                     gate_matmuls):
+  stock, hoisted = _pair(name, gate_matmuls, unroll=unroll)
   rng = np.random.default_rng(0)
   x = tf.constant(rng.normal(size=(3, 5, 6)), tf.float32)
   mask = tf.constant(np.arange(5) < np.array([[5], [2], [4]]))
@@ -49,9 +51,10 @@ def test_outputs_and_gradients_equal_the_stock_layer(name, unroll):
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
-def test_unmasked_gradients_equal_the_stock_layer(name):
+@pytest.mark.parametrize("gate_matmuls", [True, False])
+def test_unmasked_gradients_equal_the_stock_layer(name, gate_matmuls):
   """Stream mode's path: no mask, unrolled, from a given state."""
-  stock, hoisted = _pair(name, unroll=True, return_state=True)
+  stock, hoisted = _pair(name, gate_matmuls, unroll=True, return_state=True)
   rng = np.random.default_rng(3)
   x = tf.constant(rng.normal(size=(3, 7, 6)), tf.float32)
   states = 2 if name == "lstm" else 1

@@ -10,6 +10,7 @@ from keras import ops
 import tensorflow as tf
 
 from kerasrnn import compat
+from kerasrnn import fast_path
 from kerasrnn.errors import UserError
 from kerasrnn.models import recurrent
 from kerasrnn.models import regularizers
@@ -186,7 +187,7 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
   if m.cell == "transformer":
     x = _transformer_blocks(m, x, init)
   else:
-    x = _recurrent_layers(m, x, init, stream, use_cudnn, stock_layers)
+    x = _recurrent_layers(config, x, init, use_cudnn, stock_layers)
   logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
                   kernel_initializer=init(), bias_initializer=init() or "zeros",
                   name="logits")(x)
@@ -197,8 +198,9 @@ def _rate(m, rate):
   return m.dropout if rate is None else rate
 
 
-def _recurrent_layers(m, x, init, stream, use_cudnn, stock_layers):
+def _recurrent_layers(config, x, init, use_cudnn, stock_layers):
   """Dropout -> LSTM/GRU -> Dropout, x num_layers, on the embeddings x."""
+  m, stream = config.model, config.data.mode == "stream"
   if stock_layers is None:
     stock_layers = not compat.internals_enabled()
   if stock_layers and m.weight_drop:
@@ -213,6 +215,8 @@ def _recurrent_layers(m, x, init, stream, use_cudnn, stock_layers):
     kwargs = dict(return_sequences=True, stateful=stream,
                   unroll=stream and m.unroll, use_cudnn=use_cudnn,
                   name=f"{m.cell}_{i}")
+    if not stock_layers:
+      kwargs.update(gate_matmuls=not fast_path.jit_compile(config))
     if m.weight_drop:
       kwargs.update(weight_drop=m.weight_drop)
     if m.init_scale:

@@ -6,6 +6,17 @@ backward. These subclasses project the whole [batch, time, features] sequence
 with one matmul first, so only the recurrent matmul stays in the loop (the
 loop is the same `keras.ops` code, masking and state included).
 
+With `gate_matmuls` (what `build_model` sets where the step runs without
+XLA) each gate has its own recurrent matmul ([batch, units] x [units,
+units], on a column block of the same kernel) instead of one [units, n x
+units] product that is then split: TensorFlow's CPU kernels run one small
+matmul barely faster on two cores than on one, while independent matmuls
+run side by side, so one 200-unit layer's pass takes 15-20 % less time
+(neutral at 650 and 1,000 units; slower inside XLA programs, which get one
+matmul; docs/results.md, session 10). Same weights, same products: outputs
+and gradients equal the stock layers' to float rounding either way
+(tests/test_recurrent.py).
+
 Weights, their names and their saved layout are the stock layers' (the
 classes keep the names `LSTM` and `GRU`, which Keras uses as keys in
 .weights.h5 files), so checkpoints move freely between the two. Where the
@@ -46,12 +57,16 @@ def _loop(layer, step, projected, initial_state, mask):
       return_all_outputs=layer.return_sequences)
 
 
-class _WeightDrop:
-  """The `weight_drop` option of both layers (a mixin)."""
+class _Options:
+  """What both layers add to the stock ones (a mixin): `weight_drop`, and
+  `gate_matmuls` (True: one recurrent matmul per gate, for steps without
+  XLA; False: one for all gates, which XLA-compiled steps ran faster)."""
 
-  def __init__(self, *args, weight_drop=0.0, seed=None, **kwargs):
+  def __init__(self, *args, weight_drop=0.0, gate_matmuls=True, seed=None,
+               **kwargs):
     super().__init__(*args, **kwargs)
     self.weight_drop = weight_drop
+    self.gate_matmuls = gate_matmuls
     if weight_drop:
       self.weight_drop_seed = keras.random.SeedGenerator(seed)
 
@@ -62,11 +77,19 @@ class _WeightDrop:
                                   seed=self.weight_drop_seed)
     return kernel
 
+  def recurrent_matmuls(self, kernel, gates):
+    """A function h -> the gates' recurrent products [h k_1, ..., h k_n]."""
+    if self.gate_matmuls:
+      kernels = ops.split(kernel, gates, axis=-1)
+      return lambda h: [ops.matmul(h, k) for k in kernels]
+    return lambda h: ops.split(ops.matmul(h, kernel), gates, axis=-1)
+
   def get_config(self):
-    return {**super().get_config(), "weight_drop": self.weight_drop}
+    return {**super().get_config(), "weight_drop": self.weight_drop,
+            "gate_matmuls": self.gate_matmuls}
 
 
-class LSTM(_WeightDrop, keras.layers.LSTM):
+class LSTM(_Options, keras.layers.LSTM):
   """`keras.layers.LSTM` (implementation 2) with hoisted input projection."""
 
   def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -77,11 +100,12 @@ class LSTM(_WeightDrop, keras.layers.LSTM):
     projected = ops.matmul(sequences, cell.kernel)
     if cell.use_bias:
       projected = projected + cell.bias
+    recurrent = self.recurrent_matmuls(recurrent_kernel, 4)
 
     def step(x, states):
       h_tm1, c_tm1 = states
-      z = x + ops.matmul(h_tm1, recurrent_kernel)
-      z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+      z_i, z_f, z_c, z_o = (x_g + r_g for x_g, r_g in
+                            zip(ops.split(x, 4, axis=-1), recurrent(h_tm1)))
       i = cell.recurrent_activation(z_i)
       f = cell.recurrent_activation(z_f)
       c = f * c_tm1 + i * cell.activation(z_c)
@@ -91,7 +115,7 @@ class LSTM(_WeightDrop, keras.layers.LSTM):
     return _loop(self, step, projected, initial_state, mask)
 
 
-class GRU(_WeightDrop, keras.layers.GRU):
+class GRU(_Options, keras.layers.GRU):
   """`keras.layers.GRU` (implementation 2, both reset_after) likewise."""
 
   def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -108,22 +132,26 @@ class GRU(_WeightDrop, keras.layers.GRU):
     projected = ops.matmul(sequences, cell.kernel)
     if input_bias is not None:
       projected = projected + input_bias
-    if not cell.reset_after:
-      kernel_zr, kernel_h = tf.split(recurrent_kernel, [2 * units, units], -1)
+    if cell.reset_after:
+      recurrent = self.recurrent_matmuls(recurrent_kernel, 3)
+    else:
+      recurrent = self.recurrent_matmuls(recurrent_kernel[:, :2 * units], 2)
+      kernel_h = recurrent_kernel[:, 2 * units:]
+    if recurrent_bias is not None:
+      bias_z, bias_r, bias_h = ops.split(recurrent_bias, 3, axis=-1)
 
-    # Splits, not slices: a slice's gradient is a zero-padded copy of the
-    # whole tensor per step, a split's one concatenation.
     def step(x, states):
       h_tm1 = states[0]
-      x_zr, x_h = tf.split(x, [2 * units, units], -1)
+      x_z, x_r, x_h = ops.split(x, 3, axis=-1)
       if cell.reset_after:
-        inner = ops.matmul(h_tm1, recurrent_kernel)
+        inner_z, inner_r, inner_h = recurrent(h_tm1)
         if recurrent_bias is not None:
-          inner = inner + recurrent_bias
-        inner_zr, inner_h = tf.split(inner, [2 * units, units], -1)
+          inner_z, inner_r, inner_h = (inner_z + bias_z, inner_r + bias_r,
+                                       inner_h + bias_h)
       else:
-        inner_zr = ops.matmul(h_tm1, kernel_zr)
-      z, r = ops.split(cell.recurrent_activation(x_zr + inner_zr), 2, axis=-1)
+        inner_z, inner_r = recurrent(h_tm1)
+      z = cell.recurrent_activation(x_z + inner_z)
+      r = cell.recurrent_activation(x_r + inner_r)
       if cell.reset_after:
         recurrent_h = r * inner_h
       else:
