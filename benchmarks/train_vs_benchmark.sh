@@ -41,7 +41,8 @@ with open(f"{run}/history.csv", encoding="utf-8") as f:
              "val_perplexity": float(r["val_perplexity"]), **machine()}
             for r in csv.DictReader(f)]
 with open(out, encoding="utf-8") as f:
-  bench = [json.loads(l)["tokens_per_second"] for l in f][-2:]
+  bench = [d["tokens_per_second"] for d in map(json.loads, f)
+           if "framework" in d][-2:]  # the two benchmark runs just made
 median = statistics.median(bench)
 summary = {"benchmark_tokens_per_second": bench,
            "epoch_over_benchmark_median": [
