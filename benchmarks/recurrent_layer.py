@@ -1,8 +1,8 @@
 r"""One recurrent layer's forward + backward pass, kerasrnn against PyTorch.
 
 Times the time loop alone (by default Zaremba's small layer: 200 units,
-batch 20, 20 steps, unrolled) to say where the training step's time goes. Runs in
-either environment and prints one JSON line:
+batch 20, 20 steps, unrolled) to say where the training step's time goes.
+Runs in either environment and prints one JSON line:
 
   python benchmarks/recurrent_layer.py --cell=lstm                # kerasrnn
   ~/torch-ref/bin/python benchmarks/recurrent_layer.py --cell=lstm --torch \
@@ -26,7 +26,6 @@ import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.dirname(_HERE)]
-
 
 
 def best_ms(run, sync, repeats=5, passes=50):
@@ -105,7 +104,8 @@ def main():
     line.update(torch_layer(args.cell, *shape))
   else:
     from train_throughput import machine  # pylint: disable=g-import-not-at-top
-    line.update(kerasrnn_layer(args.cell, args.jit_compile, *shape), **machine())
+    line.update(kerasrnn_layer(args.cell, args.jit_compile, *shape),
+                **machine())
   print(json.dumps(line))
 
 

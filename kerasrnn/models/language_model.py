@@ -208,6 +208,7 @@ def _recurrent_layers(config, x, init, use_cudnn, stock_layers):
                     "layers, which this Keras version or "
                     f"{compat.ENV_SWITCH}=0 turned off; set it to 0")
   layers = keras.layers if stock_layers else recurrent
+  gate_matmuls = not fast_path.jit_compile(config)
   x = regularizers.dropout(_rate(m, m.input_dropout), m.locked_dropout,
                            "embedding_dropout")(x)
   for i in range(m.num_layers):
@@ -216,7 +217,7 @@ def _recurrent_layers(config, x, init, use_cudnn, stock_layers):
                   unroll=stream and m.unroll, use_cudnn=use_cudnn,
                   name=f"{m.cell}_{i}")
     if not stock_layers:
-      kwargs.update(gate_matmuls=not fast_path.jit_compile(config))
+      kwargs.update(gate_matmuls=gate_matmuls)
     if m.weight_drop:
       kwargs.update(weight_drop=m.weight_drop)
     if m.init_scale:
