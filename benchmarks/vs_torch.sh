@@ -14,7 +14,9 @@
 # kerasrnn runs with its default fast path (kerasrnn/fast_path.py), which
 # sees the XLA cap and turns XLA off: the cap does not reach XLA's matrix
 # products (benchmarks/isa_check.py), so an XLA step would not be AVX2-only.
-# TORCH_PYTHON: the reference venv's Python (its docstring).
+# TORCH_PYTHON: the reference venv's Python (its docstring). At the end it
+# prints the file's table (benchmarks/vs_torch_table.py: medians, ranges,
+# ratios round by round).
 set -u
 OUT=${1:?output .jsonl}
 ROUNDS=${ROUNDS:-3}
@@ -34,3 +36,4 @@ for rep in $(seq "$ROUNDS"); do
     done
   done
 done
+python benchmarks/vs_torch_table.py "$OUT"

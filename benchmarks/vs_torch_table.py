@@ -1,0 +1,64 @@
+r"""The table of a benchmarks/vs_torch.sh output: medians, ranges, ratios.
+
+  python benchmarks/vs_torch_table.py docs/speed/vs_torch_$(hostname).jsonl
+
+Reads the runs in file order: each PyTorch line is paired with the kerasrnn
+line that follows it (same cell and ISA: one round). Prints one Markdown
+row per cell and ISA: tokens/s median (range) of each side, the ratio of
+the medians, and the ratio round by round, then the CPU the runs were on.
+"""
+import json
+import statistics
+import sys
+
+
+def rounds(lines):
+  """{(cell, isa): [(pytorch, kerasrnn) tokens/s per round]}, in file order."""
+  table = {}
+  torch = None
+  for line in lines:
+    run = json.loads(line)
+    isa = "AVX2" if run.get("isa_env") else "native"
+    key = (run["cell"], isa)
+    if run["framework"].startswith("torch"):
+      torch = (key, run["tokens_per_second"])
+    elif torch and torch[0] == key:
+      table.setdefault(key, []).append((torch[1], run["tokens_per_second"]))
+      torch = None
+    else:
+      raise ValueError(f"a kerasrnn run ({key}) without its PyTorch run before it")
+  return table
+
+
+def _cell(values):
+  return (f"{statistics.median(values):,.0f} "
+          f"({min(values):,.0f}–{max(values):,.0f})")
+
+
+def markdown(table):
+  rows = ["| cell | ISA | PyTorch | kerasrnn | kerasrnn / PyTorch (medians) "
+          "| round by round |", "|---|---|---|---|---|---|"]
+  for (cell, isa), pairs in table.items():
+    torch, ours = zip(*pairs)
+    ratio = statistics.median(ours) / statistics.median(torch)
+    each = ", ".join(f"{b / a:.2f}" for a, b in pairs)
+    rows.append(f"| {cell.upper() if cell != 'transformer' else cell} | {isa} "
+                f"| {_cell(torch)} | {_cell(ours)} | **{ratio:.2f}** "
+                f"| {each} |")
+  return "\n".join(rows)
+
+
+def main(paths):
+  if not paths:
+    sys.exit(__doc__.strip().splitlines()[2].strip())
+  lines, cpus = [], set()
+  for path in paths:
+    with open(path, encoding="utf-8") as f:
+      lines += [line for line in f if line.strip()]
+  cpus = {json.loads(line).get("cpu", "?") for line in lines}
+  print(markdown(rounds(lines)))
+  print(f"\nCPU: {', '.join(sorted(cpus))}")
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
