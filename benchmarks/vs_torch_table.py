@@ -18,7 +18,9 @@ def rounds(lines):
   torch = None
   for line in lines:
     run = json.loads(line)
-    isa = "AVX2" if run.get("isa_env") else "native"
+    restricted = run.get("isa_env")
+    isa = (restricted.get("ONEDNN_MAX_CPU_ISA", "restricted") if restricted
+           else "native")
     key = (run["cell"], isa)
     if run["framework"].startswith("torch"):
       torch = (key, run["tokens_per_second"])
@@ -42,7 +44,7 @@ def markdown(table):
     torch, ours = zip(*pairs)
     ratio = statistics.median(ours) / statistics.median(torch)
     each = ", ".join(f"{b / a:.2f}" for a, b in pairs)
-    rows.append(f"| {cell.upper() if cell != 'transformer' else cell} | {isa} "
+    rows.append(f"| {cell.upper()} | {isa} "
                 f"| {_cell(torch)} | {_cell(ours)} | **{ratio:.2f}** "
                 f"| {each} |")
   return "\n".join(rows)
@@ -51,12 +53,17 @@ def markdown(table):
 def main(paths):
   if not paths:
     sys.exit(__doc__.strip().splitlines()[2].strip())
-  lines, cpus = [], set()
-  for path in paths:
-    with open(path, encoding="utf-8") as f:
-      lines += [line for line in f if line.strip()]
-  cpus = {json.loads(line).get("cpu", "?") for line in lines}
-  print(markdown(rounds(lines)))
+  lines = []
+  try:
+    for path in paths:
+      with open(path, encoding="utf-8") as f:
+        lines += [line for line in f if line.strip()]
+    cpus = {json.loads(line).get("cpu", "?") for line in lines}
+    table = rounds(lines)
+  except (OSError, ValueError, KeyError) as e:
+    sys.exit(f"error: {e} (reading {' '.join(paths)}); give the .jsonl "
+             "files benchmarks/vs_torch.sh wrote")
+  print(markdown(table))
   print(f"\nCPU: {', '.join(sorted(cpus))}")
 
 
