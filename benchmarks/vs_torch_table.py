@@ -12,12 +12,11 @@ import statistics
 import sys
 
 
-def rounds(lines):
+def rounds(runs):
   """{(cell, isa): [(pytorch, kerasrnn) tokens/s per round]}, in file order."""
   table = {}
   torch = None
-  for line in lines:
-    run = json.loads(line)
+  for run in runs:
     restricted = run.get("isa_env")
     isa = (restricted.get("ONEDNN_MAX_CPU_ISA", "restricted") if restricted
            else "native")
@@ -53,18 +52,17 @@ def markdown(table):
 def main(paths):
   if not paths:
     sys.exit(__doc__.strip().splitlines()[2].strip())
-  lines = []
+  runs = []
   try:
     for path in paths:
       with open(path, encoding="utf-8") as f:
-        lines += [line for line in f if line.strip()]
-    cpus = {json.loads(line).get("cpu", "?") for line in lines}
-    table = rounds(lines)
+        runs += [json.loads(line) for line in f if line.strip()]
+    table = rounds(runs)
   except (OSError, ValueError, KeyError) as e:
     sys.exit(f"error: {e} (reading {' '.join(paths)}); give the .jsonl "
              "files benchmarks/vs_torch.sh wrote")
   print(markdown(table))
-  print(f"\nCPU: {', '.join(sorted(cpus))}")
+  print(f"\nCPU: {', '.join(sorted({run.get('cpu', '?') for run in runs}))}")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,12 @@ def jit_compile(config):
   return choose(config)[0]
 
 
+def gate_matmuls(config):
+  """Whether kerasrnn's LSTM/GRU multiply by each gate's block of the
+  recurrent kernel separately: where XLA is off (kerasrnn/models/recurrent.py)."""
+  return not jit_compile(config)
+
+
 def steps_per_execution(config):
   """train.steps_per_execution; 1 under tf.distribute, where Keras's loop of
   several steps fails (TF 2.21: 'You must feed a value for placeholder')."""
@@ -121,8 +127,9 @@ def compile_options(config):
 def describe(config):
   """One line for the training log: what runs and why, and how to change it."""
   on, reason = choose(config)
-  matmuls = "for all gates" if on else "per gate"
+  matmuls = ("" if config.model.cell == "transformer" else
+             "one recurrent matmul "
+             f"{'per gate' if gate_matmuls(config) else 'for all gates'}; ")
   return (f"fast path: XLA {'on' if on else 'off'} ({reason}); "
           f"--config.train.jit_compile={not on} to change it; "
-          f"one recurrent matmul {matmuls}; "
-          f"{steps_per_execution(config)} steps per execution")
+          f"{matmuls}{steps_per_execution(config)} steps per execution")

@@ -18,11 +18,11 @@ def _run(framework, cell, tokens_per_second, avx2=False):
          "tokens_per_second": tokens_per_second, "cpu": "Test CPU"}
   if avx2:
     run["isa_env"] = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
-  return json.dumps(run)
+  return run
 
 
 def test_rounds_pair_each_kerasrnn_run_with_the_pytorch_run_before_it():
-  lines = [_run("torch 2.13", "lstm", 100.0),
+  runs = [_run("torch 2.13", "lstm", 100.0),
            _run("kerasrnn (keras 3)", "lstm", 110.0),
            _run("torch 2.13", "lstm", 90.0, avx2=True),
            _run("kerasrnn (keras 3)", "lstm", 81.0, avx2=True),
@@ -30,7 +30,7 @@ def test_rounds_pair_each_kerasrnn_run_with_the_pytorch_run_before_it():
            _run("kerasrnn (keras 3)", "lstm", 150.0),
            _run("torch 2.13", "lstm", 80.0),
            _run("kerasrnn (keras 3)", "lstm", 60.0)]
-  table = vs_torch_table.rounds(lines)
+  table = vs_torch_table.rounds(runs)
   assert table == {("lstm", "native"): [(100.0, 110.0), (120.0, 150.0),
                                         (80.0, 60.0)],
                    ("lstm", "AVX2"): [(90.0, 81.0)]}
@@ -52,11 +52,11 @@ def test_a_kerasrnn_run_without_its_pytorch_run_is_an_error():
     ["intel_xeon_session11_vs_torch.jsonl",
      "intel_xeon_session11_vs_torch_more.jsonl"]])
 def test_results_md_quotes_the_committed_runs(names):
-  lines = []
+  runs = []
   for name in names:
     with open(os.path.join(SPEED, name), encoding="utf-8") as f:
-      lines += list(f)
-  table = vs_torch_table.markdown(vs_torch_table.rounds(lines))
+      runs += [json.loads(line) for line in f]
+  table = vs_torch_table.markdown(vs_torch_table.rounds(runs))
   with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
     results = f.read()
   for row in table.splitlines()[2:]:

@@ -96,3 +96,5 @@ def test_recurrent_layers_multiply_per_gate_where_xla_is_off(machine, cpu,
   assert layers and all(l.gate_matmuls is per_gate for l in layers)
   assert ("one recurrent matmul per gate" in fast_path.describe(config)) is (
       per_gate)
+  config.model.cell = "transformer"  # No recurrent matmuls to speak of.
+  assert "recurrent matmul" not in fast_path.describe(config)

@@ -208,7 +208,7 @@ def _recurrent_layers(config, x, init, use_cudnn, stock_layers):
                     "layers, which this Keras version or "
                     f"{compat.ENV_SWITCH}=0 turned off; set it to 0")
   layers = keras.layers if stock_layers else recurrent
-  gate_matmuls = not fast_path.jit_compile(config)
+  gate_matmuls = fast_path.gate_matmuls(config)
   x = regularizers.dropout(_rate(m, m.input_dropout), m.locked_dropout,
                            "embedding_dropout")(x)
   for i in range(m.num_layers):
