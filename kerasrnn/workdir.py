@@ -5,23 +5,40 @@
   results.json  the final figures          checkpoints/  best.weights.h5, best.json
   backup/       resume state               tensorboard/  TensorBoard logs
   workers/<id>/ the other workers' own state during a multi-worker run
+  .lock         names the one training writing the workdir, while it runs
 
-Training writes a workdir; evaluation, export and report read it. Every file
-is written through a temporary file and a rename, so a killed process leaves
-the previous version, never half a file.
+Training writes a workdir; evaluation, export and report read it. One
+training at a time: `locked` holds an OS lock on the workdir for the whole
+run, and a second training is refused in one line. Every file is written
+through `kerasrnn.files.atomic_path` (a temporary and a rename), so a killed
+process leaves the previous version, never half a file, and readers always
+see whole files. A file that cannot be read back gives one line naming it
+and what to do (`FIXES`); where an older good copy exists, training resumes
+from it, losing at most the epoch the damaged file belonged to.
+
+The resume state (backup/) holds the last two epochs' states: the weights
+with the optimizer's variables, and history.csv as it was then.
 
 A run is identified by what it computes: its config without the fields that
 only say where the data are or how the run executes (`PORTABLE_FIELDS`), and
 its data's content (`data.json`). A workdir copied to another machine
 resumes there with its data in another folder; other data are refused.
 """
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
-import json
+import math
 import os
+import re
+import socket
+import time
+
+from absl import logging
 
 from kerasrnn import config as config_lib
+from kerasrnn import files
 from kerasrnn.data.vocabulary import Vocabulary
 from kerasrnn.errors import UserError
 
@@ -33,18 +50,82 @@ PORTABLE_FIELDS = ("data.dir", "data.tfds_data_dir", "train.distribute",
 HISTORY_FIELDS = ("epoch", "learning_rate", "train_perplexity",
                   "val_perplexity", "test_perplexity", "seconds",
                   "tokens_per_second")
+BEST = "checkpoints/best.weights.h5"
+BACKUP = "backup"
+LOCK = ".lock"
+KEEP_STATES = 2
+
+_RESTORE = ("restore it from a copy of the workdir, or train again in a new "
+            "--workdir")
+# What to do when a file of the workdir is damaged, by file.
+FIXES = {
+    "config.json": f"it holds the run's settings: {_RESTORE}",
+    "data.json": "delete it to resume without checking the data "
+                 "(kerasrnn-train writes it again)",
+    "vocab.txt": "delete it and run the same kerasrnn-train command: it "
+                 "builds it again from the training data (data.json checks "
+                 "that it is the same)",
+    "history.csv": "while the run is unfinished, kerasrnn-train restores it "
+                   f"from backup/; otherwise {_RESTORE}",
+    "results.json": "run the same kerasrnn-train command again: it computes "
+                    "the results again from the best checkpoint",
+    "checkpoints/best.json": "delete it: it only records the best epoch, "
+                             "which history.csv also holds",
+    BEST: "while the run trains, its next better epoch replaces it; "
+          f"otherwise {_RESTORE}",
+}
 
 
 def path(workdir, name):
   return os.path.join(workdir, name)
 
 
-def write_atomically(file_path, data):
-  """Writes text to `file_path` through a temporary file and a rename."""
-  tmp = f"{file_path}.tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(data)
-  os.replace(tmp, file_path)
+@contextlib.contextmanager
+def locked(workdir):
+  """Holds the exclusive lock of `workdir` (created if need be) in the block.
+
+  An OS lock (flock) on the directory itself: the kernel releases it when
+  its holder ends or is killed, so a killed run never leaves a stale lock.
+  The holder names itself in workdir/.lock (pid, host, start time; removed
+  at the end); a second holder is refused with one line quoting it, and
+  changes nothing in the workdir. Leftover temporaries of killed writers
+  are removed once the lock is held.
+  """
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file, not a directory; pass a "
+                    "new directory or a run's workdir")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+  except OSError as e:
+    raise UserError(f"cannot create the workdir {workdir} "
+                    f"({files.reason(e)}); pass a directory you can write "
+                    "to") from None
+  holder = path(workdir, LOCK)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      try:
+        with open(holder, encoding="utf-8") as f:
+          who = f.read().strip()
+      except OSError:
+        who = ""
+      raise UserError(
+          f"{workdir} is in use by another training ({who or 'starting'}); "
+          "wait for it to end or stop it, or use another --workdir") from None
+    files.write_text(holder, f"pid {os.getpid()} on {socket.gethostname()} "
+                     f"since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+    for directory in (workdir, path(workdir, "checkpoints"),
+                      path(workdir, BACKUP)):
+      files.remove_leftovers(directory)
+    try:
+      yield
+    finally:
+      if os.path.exists(holder):
+        os.remove(holder)
+  finally:
+    os.close(fd)
 
 
 def read_json(workdir, name):
@@ -52,16 +133,16 @@ def read_json(workdir, name):
   p = path(workdir, name)
   if not os.path.exists(p):
     return None
-  with open(p, encoding="utf-8") as f:
-    return json.load(f)
+  return files.read_json(p, FIXES[name])
 
 
 def write_json(workdir, name, value):
-  write_atomically(path(workdir, name), json.dumps(value, indent=2) + "\n")
+  files.write_json(path(workdir, name), value)
 
 
 def data_fingerprint(corpus):
-  """{sha256, tokens}: the content of a corpus's vocabulary and token ids."""
+  """{sha256, tokens, vocab_size}: the content of a corpus's vocabulary and
+  token ids."""
   digest = hashlib.sha256("\n".join(corpus.vocab.words).encode("utf-8"))
   for name in sorted(corpus.splits):
     split = corpus.splits[name]
@@ -69,7 +150,8 @@ def data_fingerprint(corpus):
     digest.update(split.ids.astype("<i4").tobytes())
     digest.update(split.row_splits.astype("<i8").tobytes())
   return {"sha256": digest.hexdigest(),
-          "tokens": {n: int(s.num_tokens) for n, s in corpus.splits.items()}}
+          "tokens": {n: int(s.num_tokens) for n, s in corpus.splits.items()},
+          "vocab_size": len(corpus.vocab)}
 
 
 def _identity_differences(stored, current):
@@ -102,10 +184,10 @@ def check_data(workdir, corpus):
   if stored is None:  # Runs from before data.json; nothing to compare.
     return
   now = data_fingerprint(corpus)
-  if stored["sha256"] != now["sha256"]:
+  if stored.get("sha256") != now["sha256"]:
     raise UserError(
         f"workdir {workdir} holds a run on other data (tokens per split "
-        f"{stored['tokens']}, now {now['tokens']}); point data.dir at the "
+        f"{stored.get('tokens')}, now {now['tokens']}); point data.dir at the "
         "run's data or use a new --workdir")
 
 
@@ -115,7 +197,7 @@ def claim(workdir, config, corpus):
   corpus.vocab.save(path(workdir, "vocab.txt"))
   write_json(workdir, "data.json", data_fingerprint(corpus))
   # Last: config.json marks a run (and records this machine's data.dir).
-  write_atomically(path(workdir, "config.json"), config_lib.to_json(config))
+  files.write_text(path(workdir, "config.json"), config_lib.to_json(config))
 
 
 def load_config(workdir):
@@ -127,39 +209,62 @@ def load_config(workdir):
 
 
 def load_vocab(workdir):
-  return Vocabulary.load(path(workdir, "vocab.txt"))
+  """The run's `Vocabulary`; a missing, cut or corrupt vocab.txt is one line."""
+  p = path(workdir, "vocab.txt")
+  vocab = Vocabulary.load(p, FIXES["vocab.txt"])
+  expected = (read_json(workdir, "data.json") or {}).get("vocab_size")
+  if expected and expected != len(vocab):
+    raise files.DamagedFile(p, f"{len(vocab)} words, data.json says "
+                            f"{expected}", FIXES["vocab.txt"])
+  return vocab
 
 
-def best_weights(workdir):
-  weights = path(workdir, "checkpoints/best.weights.h5")
+def load_best(model, workdir):
+  """Loads the best checkpoint of `workdir` into `model`."""
+  weights = path(workdir, BEST)
   if not os.path.exists(weights):
-    raise UserError(f"{workdir} has no checkpoint yet (checkpoints/"
-                    "best.weights.h5 is written after the first epoch)")
-  return weights
-
-
-def read_best(workdir):
-  """{'epoch', <monitored value>} of the best checkpoint, or None."""
-  return read_json(workdir, "checkpoints/best.json")
+    raise UserError(f"{workdir} has no checkpoint yet ({BEST} is written "
+                    "after the first epoch)")
+  files.load_weights(model, weights, FIXES[BEST])
 
 
 def save_best(workdir, model, info):
   """Writes `model`'s weights as the best checkpoint, then its best.json."""
-  directory = path(workdir, "checkpoints")
-  os.makedirs(directory, exist_ok=True)
-  tmp = path(directory, "tmp.weights.h5")
-  model.save_weights(tmp)
-  os.replace(tmp, path(directory, "best.weights.h5"))
+  with files.atomic_path(path(workdir, BEST)) as tmp:
+    model.save_weights(tmp)
   write_json(workdir, "checkpoints/best.json", info)
 
 
 def read_history(workdir):
-  """Rows of history.csv as dicts of strings ([] if there is none)."""
+  """Rows of history.csv as dicts of strings ([] if there is none).
+
+  Raises:
+    DamagedFile: if the file is cut short, not UTF-8, or its rows are not
+      epochs 1, 2, ... with numbers in every field.
+  """
   p = path(workdir, "history.csv")
   if not os.path.exists(p):
     return []
-  with open(p, encoding="utf-8") as f:
-    return list(csv.DictReader(f))
+  text = files.read_text(p, FIXES["history.csv"])
+  header, *lines = csv.reader(io.StringIO(text))
+
+  def damaged(why):
+    return files.DamagedFile(p, why, FIXES["history.csv"])
+
+  if tuple(header) != HISTORY_FIELDS:
+    raise damaged("its header is not kerasrnn's")
+  if not text.endswith("\n"):
+    raise damaged("its last line is cut short")
+  for number, fields in enumerate(lines, 1):
+    if len(fields) != len(HISTORY_FIELDS):
+      raise damaged(f"row {number} has {len(fields)} fields")
+    try:
+      values = [float(v) for v in fields]
+    except ValueError:
+      raise damaged(f"row {number} holds a field that is not a number") from None
+    if values[0] != number:
+      raise damaged(f"row {number} is epoch {fields[0]}")
+  return [dict(zip(HISTORY_FIELDS, fields)) for fields in lines]
 
 
 def write_history_row(workdir, row):
@@ -174,4 +279,111 @@ def write_history_row(workdir, row):
   writer = csv.DictWriter(out, HISTORY_FIELDS, lineterminator="\n")
   writer.writeheader()
   writer.writerows(rows + [row])
-  write_atomically(path(workdir, "history.csv"), out.getvalue())
+  files.write_text(path(workdir, "history.csv"), out.getvalue())
+
+
+def best_row(rows):
+  """The first row with the lowest finite validation perplexity, or None.
+
+  The best checkpoint holds this epoch's weights: `BestCheckpoint` saves an
+  epoch's weights when it beats every earlier epoch in history.csv.
+  """
+  finite = [r for r in rows if math.isfinite(float(r["val_perplexity"]))]
+  return min(finite, key=lambda r: float(r["val_perplexity"]), default=None)
+
+
+def _state_epochs(directory):
+  """Epochs with a resume state in `directory`, oldest first."""
+  if not os.path.isdir(directory):
+    return []
+  found = (re.fullmatch(r"epoch-(\d+)\.weights\.h5", n)
+           for n in os.listdir(directory))
+  return sorted(int(m.group(1)) for m in found if m)
+
+
+def save_state(workdir, model, epoch):
+  """Writes the resume state after `epoch` (1-based) into backup/.
+
+  First a copy of history.csv, then the weights with the optimizer's
+  variables (whose file marks the state complete); the last `KEEP_STATES`
+  states are kept, anything else in backup/ is removed.
+  """
+  directory = path(workdir, BACKUP)
+  history = path(workdir, "history.csv")
+  if os.path.exists(history):
+    files.write_text(path(directory, f"epoch-{epoch}.history.csv"),
+                     files.read_text(history, FIXES["history.csv"]))
+  with files.atomic_path(path(directory, f"epoch-{epoch}.weights.h5")) as tmp:
+    model.save_weights(tmp)
+  keep = {f"epoch-{e}.{kind}" for e in _state_epochs(directory)[-KEEP_STATES:]
+          for kind in ("weights.h5", "history.csv")}
+  for name in os.listdir(directory):
+    if name not in keep:
+      os.remove(path(directory, name))
+
+
+def _keras_backup(directory):
+  """[(epoch, weights)] of a backup/ written by Keras's BackupAndRestore
+  (kerasrnn before 0.2), so that such workdirs resume."""
+  weights = path(directory, "latest.weights.h5")
+  metadata = path(directory, "training_metadata.json")
+  if not (os.path.exists(weights) and os.path.exists(metadata)):
+    return []
+  fix = f"delete {directory} to train again from epoch 1"
+  return [(int(files.read_json(metadata, fix)["epoch"]), weights)]
+
+
+def restore_state(workdir, model):
+  """Loads the newest readable resume state into `model`; returns its epoch.
+
+  A damaged state is passed over for the one before it (its epoch is then
+  trained again; logged). A damaged or missing history.csv is restored from
+  the state's copy.
+
+  Args:
+    workdir: the run's directory.
+    model: the compiled model, built.
+
+  Returns:
+    The number of epochs the state holds (0: no state, train from the start).
+  """
+  directory = path(workdir, BACKUP)
+  states = [(e, path(directory, f"epoch-{e}.weights.h5"))
+            for e in reversed(_state_epochs(directory))]
+  states += _keras_backup(directory)
+  if not states:
+    return 0
+  if not model.optimizer.built:
+    model.optimizer.build(model.trainable_variables)
+  damaged = []
+  for epoch, weights in states:
+    try:
+      files.load_weights(model, weights, "")
+    except files.DamagedFile as e:
+      damaged.append(str(e).rstrip("; "))
+      continue
+    if damaged:
+      logging.warning("%s: resuming from the state of epoch %d instead "
+                      "(the epochs after it are trained again)",
+                      "; ".join(damaged), epoch)
+    _restore_history(workdir, epoch)
+    return epoch
+  raise UserError(
+      f"every resume state in {directory} is damaged ({'; '.join(damaged)}); "
+      f"delete {directory} to train again from epoch 1 (history.csv and the "
+      "best checkpoint are kept), or restore it from a copy of the workdir")
+
+
+def _restore_history(workdir, epoch):
+  """Puts back history.csv from state `epoch`'s copy if it is damaged."""
+  copy = path(workdir, f"{BACKUP}/epoch-{epoch}.history.csv")
+  try:
+    if read_history(workdir) or not os.path.exists(copy):
+      return
+    logging.warning("history.csv is missing; restored from %s", copy)
+  except files.DamagedFile as e:
+    if not os.path.exists(copy):
+      raise
+    logging.warning("%s; restored it from %s", str(e).split(";")[0], copy)
+  files.write_text(path(workdir, "history.csv"),
+                   files.read_text(copy, FIXES["history.csv"]))

@@ -7,6 +7,7 @@ without KERASRNN_DATA_DIR.
 """
 import os
 import random
+import subprocess
 import sys
 
 import pytest
@@ -91,3 +92,21 @@ def smoke_config(data_dir, variant=None, overrides=None):
   config = smoke.get_config(variant)
   config.data.dir = data_dir
   return config_lib.override(config, overrides or {})
+
+
+def run_tool(tool, *args, stdin=None, env=None, timeout=300):
+  """Runs the command-line tool `kerasrnn-<tool>` as a user would."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+  return subprocess.run([sys.executable, "-m", f"kerasrnn.cli.{tool}", *args],
+                        input=stdin, cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=timeout, check=False)
+
+
+def error_line(result):
+  """The one line a tool printed for bad input (asserting it was one line)."""
+  assert result.returncode == 2, result.stderr[-3000:]
+  lines = [l for l in result.stderr.splitlines()
+           if not l.startswith(("WARNING: All log", "I0000", "E0000", "W0000"))]
+  assert "Traceback" not in result.stderr
+  assert len(lines) == 1, lines
+  return lines[0]

@@ -1,32 +1,15 @@
 """The command lines: JSON output, and one-line errors for bad input."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
-
-
-def _run(tool, *args, env=None):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-  return subprocess.run([sys.executable, "-m", f"kerasrnn.cli.{tool}", *args],
-                        cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=300, check=False)
-
-
-def _error_line(result):
-  assert result.returncode == 2, result.stderr[-3000:]
-  lines = [l for l in result.stderr.splitlines()
-           if not l.startswith(("WARNING: All log", "I0000", "E0000", "W0000"))]
-  assert "Traceback" not in result.stderr
-  assert len(lines) == 1, lines
-  return lines[0]
+from conftest import error_line
+from conftest import run_tool
 
 
 def test_data_prints_corpus_and_pipeline_numbers(tiny_dir):
-  result = _run("data", "--config=configs/smoke.py:sentence",
+  result = run_tool("data", "--config=configs/smoke.py:sentence",
                 f"--config.data.dir={tiny_dir}", "--config.data.batch_size=2")
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout)
@@ -39,7 +22,7 @@ def test_data_prints_corpus_and_pipeline_numbers(tiny_dir):
 
 
 def test_data_stream_mode_reports_dropped_tokens(tiny_dir):
-  result = _run("data", "--config=configs/smoke.py", f"--config.data.dir={tiny_dir}",
+  result = run_tool("data", "--config=configs/smoke.py", f"--config.data.dir={tiny_dir}",
                 "--config.data.batch_size=4", "--config.data.num_steps=3")
   out = json.loads(result.stdout)["splits"]["train"]
   assert out["dropped_tokens"] == 29 % 4
@@ -65,7 +48,7 @@ def test_bad_input_is_one_line_before_training(tmp_path, tiny_dir, args,
   if not any(a.startswith("--config=") for a in args):
     args = ["--config=configs/smoke.py", f"--config.data.dir={tiny_dir}"] + args
   workdir = tmp_path / "run"
-  line = _error_line(_run("train", *args, f"--workdir={workdir}"))
+  line = error_line(run_tool("train", *args, f"--workdir={workdir}"))
   assert line.startswith("error: ") and message in line
   assert not workdir.exists() or not any(workdir.iterdir())
 
@@ -73,18 +56,18 @@ def test_bad_input_is_one_line_before_training(tmp_path, tiny_dir, args,
 def test_non_utf8_corpus_names_the_line(tiny_dir):
   with open(os.path.join(tiny_dir, "ptb.valid.txt"), "ab") as f:
     f.write(b"\xff\xfe bad \n")
-  line = _error_line(_run("data", "--config=configs/smoke.py",
+  line = error_line(run_tool("data", "--config=configs/smoke.py",
                           f"--config.data.dir={tiny_dir}"))
   assert "ptb.valid.txt:3 is not valid UTF-8" in line
 
 
 def test_evaluate_of_a_non_workdir_is_one_line(tmp_path):
-  line = _error_line(_run("evaluate", f"--workdir={tmp_path}"))
+  line = error_line(run_tool("evaluate", f"--workdir={tmp_path}"))
   assert "not a kerasrnn workdir" in line
 
 
 def test_stateful_stream_mode_is_not_distributed(tmp_path, tiny_dir):
-  line = _error_line(_run("train", "--config=configs/smoke.py",
+  line = error_line(run_tool("train", "--config=configs/smoke.py",
                           f"--config.data.dir={tiny_dir}",
                           "--config.train.distribute=mirrored",
                           f"--workdir={tmp_path / 'run'}"))

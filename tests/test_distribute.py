@@ -132,11 +132,11 @@ def test_multi_worker_run_resumes_after_a_worker_is_killed(corpus_dir, tmp_path)
        open(tmp_path / "first1.log", "w+") as log1:
     chief, other = _start_workers(args, [log0, log1])
     try:
-      # Keras's BackupAndRestore writes this file once an epoch is saved;
-      # each worker saves its own state: kill when both have saved epoch 1
+      # Each worker saves its own state (backup/epoch-1.weights.h5): kill
+      # when both have saved epoch 1
       # (a worker killed between the two saves would resume one epoch behind
       # the chief: see the note in README, 'Training on several machines').
-      saved = [os.path.join(workdir, d, "backup/training_metadata.json")
+      saved = [os.path.join(workdir, d, "backup/epoch-1.weights.h5")
                for d in ("", "workers/1")]
       deadline = time.time() + TIMEOUT
       while (not all(map(os.path.exists, saved)) and time.time() < deadline

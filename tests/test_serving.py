@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import run_tool
 from conftest import smoke_config
 from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
@@ -225,16 +226,9 @@ def test_saved_model_cli_shows_and_runs_score(run):
   assert "next_log_probs" in ran.stdout and "state_0_c" in ran.stdout
 
 
-def _cli(tool, *args, stdin=None):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", f"kerasrnn.cli.{tool}", *args],
-                        input=stdin, env=env, capture_output=True, text=True,
-                        timeout=300, check=False)
-
-
 def test_score_and_generate_tools_read_the_export(run, loaded):
   base = os.path.dirname(run[1])
-  scored = _cli("score", f"--model={base}",
+  scored = run_tool("score", f"--model={base}",
                 stdin="the company said\n\n  \nsaid the\n")
   assert scored.returncode == 0, scored.stderr[-2000:]
   rows = [json.loads(l) for l in scored.stdout.splitlines()]
@@ -243,7 +237,7 @@ def test_score_and_generate_tools_read_the_export(run, loaded):
   assert [r["num_tokens"] for r in rows] == [4, 3]  # Blank lines skipped.
   np.testing.assert_allclose([r["log_likelihood"] for r in rows],
                              expected["log_likelihood"].numpy(), rtol=1e-6)
-  generated = _cli("generate", f"--model={run[1]}", "--prompt=the company",
+  generated = run_tool("generate", f"--model={run[1]}", "--prompt=the company",
                    "--max_tokens=4", "--num_samples=3")
   assert generated.returncode == 0, generated.stderr[-2000:]
   samples = [json.loads(l) for l in generated.stdout.splitlines()]
@@ -256,7 +250,7 @@ def test_score_tool_on_a_split_file_equals_sentence_evaluation(run, tmp_path):
   lines = _test_sentences(workdir)
   data = tmp_path / "test.txt"  # The split with blank lines in it.
   data.write_text("\n".join(lines[:5] + ["", "   "] + lines[5:]) + "\n\n")
-  scored = _cli("score", f"--model={path}", f"--input={data}", "--total_only")
+  scored = run_tool("score", f"--model={path}", f"--input={data}", "--total_only")
   assert scored.returncode == 0, scored.stderr[-2000:]
   total = json.loads(scored.stdout.strip().splitlines()[-1])
   expected = evaluation.evaluate(workdir, "test", mode="sentence")
@@ -357,7 +351,7 @@ def test_step_signature_inside_a_keras_model(run, loaded):
 def test_export_tool_writes_the_next_version(run):
   base = os.path.dirname(run[1])
   before = set(os.listdir(base))
-  out = _cli("export", f"--workdir={run[0]}", f"--export_base={base}")
+  out = run_tool("export", f"--workdir={run[0]}", f"--export_base={base}")
   assert out.returncode == 0, out.stderr[-2000:]
   new = out.stdout.strip().splitlines()[-1]
   assert os.path.basename(new) not in before
@@ -371,6 +365,6 @@ def test_export_tool_writes_the_next_version(run):
     ("score", ["--input=/nonexistent.txt"], "--input=/nonexistent.txt does not"),
 ])
 def test_tools_reject_bad_input_in_one_line(tmp_path, tool, args, message):
-  out = _cli(tool, f"--model={tmp_path}", *args)
+  out = run_tool(tool, f"--model={tmp_path}", *args)
   assert out.returncode == 2 and "Traceback" not in out.stderr
   assert message in out.stderr

@@ -1,9 +1,14 @@
 import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import keras
+import numpy as np
 import pytest
 
+from conftest import ROOT
 from conftest import smoke_config
 from kerasrnn import workdir as wd
 from kerasrnn.data.corpus import load_corpus
@@ -99,3 +104,128 @@ def test_history_rows_of_a_redone_epoch_replace_the_old_ones(tmp_path):
   rows = wd.read_history(str(tmp_path))
   assert [(r["epoch"], r["seconds"]) for r in rows] == [("1", "1.5"),
                                                          ("2", "2.5")]
+
+
+def test_one_training_per_workdir_the_second_is_refused_naming_the_first(
+    tmp_path):
+  run = str(tmp_path / "run")
+  with wd.locked(run):
+    with pytest.raises(UserError, match=(
+        rf"{run} is in use by another training \(pid {os.getpid()} on .* "
+        r"since 20\d\d-.*\); wait for it to end")):
+      with wd.locked(run):
+        pass
+  with wd.locked(run):  # Released at the end of the block.
+    pass
+
+
+def test_the_lock_of_a_killed_training_is_released(tmp_path):
+  run = str(tmp_path / "run")
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from kerasrnn import workdir; "
+       f"lock = workdir.locked({run!r}); lock.__enter__(); "
+       "print('held', flush=True); "
+       "time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline() == "held\n"
+    with pytest.raises(UserError, match=f"pid {holder.pid} "):
+      with wd.locked(run):
+        pass
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  with wd.locked(run):
+    pass
+
+
+def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
+  path = tmp_path / "run"
+  path.write_text("notes")
+  with pytest.raises(UserError, match=f"--workdir {path} is a file, not a "
+                     "directory"):
+    with wd.locked(str(path)):
+      pass
+
+
+def _history_text(rows):
+  header = ",".join(wd.HISTORY_FIELDS)
+  return header + "\n" + "".join(f"{r},1,90.5,80.25,79,1.5,1000\n"
+                                 for r in rows)
+
+
+@pytest.mark.parametrize("text,reason", [
+    (_history_text([1, 2])[:-30], "its last line is cut short"),
+    (_history_text([1, 2])[:-12] + "\n", "row 2 has 5 fields"),
+    (_history_text([1, 3]), "row 2 is epoch 3"),
+    (_history_text([1]).replace("80.25", "x"), "row 1 holds a field that is"),
+    ("epoch,loss\n1,2\n", "its header is not kerasrnn's"),
+    ("", "empty"),
+])
+def test_a_damaged_history_is_one_line(tmp_path, text, reason):
+  (tmp_path / "history.csv").write_text(text)
+  with pytest.raises(UserError, match=(
+      rf"history.csv is damaged \({reason}.*\); while the run is unfinished, "
+      "kerasrnn-train restores it from backup/")):
+    wd.read_history(str(tmp_path))
+
+
+@pytest.mark.parametrize("cut,reason", [
+    (lambda t: "".join(t.splitlines(True)[:6]), "6 words, data.json says 1"),
+    (lambda t: t[:-3], "its last line is cut short"),
+    (lambda t: "x\n" + t, "a vocabulary must start with <pad>"),
+])
+def test_a_damaged_vocabulary_is_one_line(tiny_dir, tmp_path, cut, reason):
+  config = smoke_config(tiny_dir)
+  run = str(tmp_path / "run")
+  wd.claim(run, config, _corpus(config))
+  vocab = tmp_path / "run" / "vocab.txt"
+  vocab.write_text(cut(vocab.read_text()))
+  with pytest.raises(UserError, match=rf"vocab.txt is damaged \({reason}"):
+    wd.load_vocab(run)
+
+
+def _compiled_model(seed):
+  keras.utils.set_random_seed(seed)
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+  model.compile(optimizer="adam", loss="mse")
+  model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+  return model
+
+
+def test_resume_states_keep_two_epochs_and_pass_over_a_damaged_one(tmp_path):
+  run = str(tmp_path)
+  saved = {}
+  for epoch in (1, 2, 3):
+    model = _compiled_model(epoch)
+    wd.write_history_row(run, dict(dict.fromkeys(wd.HISTORY_FIELDS, "1"),
+                                   epoch=str(epoch)))
+    wd.save_state(run, model, epoch)
+    saved[epoch] = model.get_weights() + [
+        v.numpy() for v in model.optimizer.variables]
+  assert sorted(os.listdir(tmp_path / "backup")) == [
+      "epoch-2.history.csv", "epoch-2.weights.h5",
+      "epoch-3.history.csv", "epoch-3.weights.h5"]
+
+  def restored():
+    model = _compiled_model(0)
+    epoch = wd.restore_state(run, model)
+    values = model.get_weights() + [v.numpy() for v in model.optimizer.variables]
+    for got, want in zip(values, saved[epoch]):
+      np.testing.assert_array_equal(got, want)
+    return epoch
+
+  assert restored() == 3
+  # The newest state cut short: the one before it, and its history.
+  newest = tmp_path / "backup" / "epoch-3.weights.h5"
+  os.truncate(newest, os.path.getsize(newest) // 2)
+  (tmp_path / "history.csv").write_text("epoch,learn")
+  assert restored() == 2
+  assert [r["epoch"] for r in wd.read_history(run)] == ["1", "2"]
+  # Both damaged: one line, and what to do.
+  older = tmp_path / "backup" / "epoch-2.weights.h5"
+  older.write_bytes(b"")
+  with pytest.raises(UserError, match=(
+      r"every resume state in .*backup is damaged \(.*epoch-3.weights.h5 is "
+      r"damaged .*epoch-2.weights.h5 is damaged .*\); delete .*backup to "
+      "train again from epoch 1")):
+    restored()

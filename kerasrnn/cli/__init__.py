@@ -3,6 +3,7 @@
 Bad input (a `UserError`, or a flag or config file that does not parse)
 ends the tool with one line on stderr and exit status 2, never a traceback.
 """
+import os
 import sys
 
 from absl import app
@@ -13,7 +14,12 @@ from kerasrnn.errors import UserError
 
 def _fail(message):
   print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  # Without the interpreter's finalisation: h5py cannot close a file whose
+  # write failed (a full disk) and would crash the exit. Everything kerasrnn
+  # wrote is already whole and in place (kerasrnn.files).
+  os._exit(2)
 
 
 def _last_line(error):

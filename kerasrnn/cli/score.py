@@ -28,8 +28,10 @@ flags.mark_flag_as_required("model")
 
 def main(argv):
   del argv
-  if _INPUT.value != "-" and not os.path.isfile(_INPUT.value):
+  if _INPUT.value != "-" and not os.path.exists(_INPUT.value):
     raise UserError(f"--input={_INPUT.value} does not exist (use - for stdin)")
+  if os.path.isdir(_INPUT.value):
+    raise UserError(f"--input={_INPUT.value} is a directory; pass a text file")
   if _BATCH.value < 1:
     raise UserError(f"--batch_size={_BATCH.value} must be at least 1")
   score = saved_model.load(_MODEL.value).signatures["score"]

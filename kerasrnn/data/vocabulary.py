@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from kerasrnn import files
 from kerasrnn.data import text
 from kerasrnn.errors import UserError
 
@@ -47,18 +48,26 @@ class Vocabulary:
     return cls(list(text.RESERVED) + ranked)
 
   @classmethod
-  def load(cls, path):
+  def load(cls, path, fix="write it again with kerasrnn"):
+    """Reads a vocab.txt; a missing, cut or corrupt one is one line.
+
+    Args:
+      path: the file, one word per line (line number = id).
+      fix: what to do if the file is damaged (part of the message).
+    """
     if not os.path.isfile(path):
-      raise UserError(f"vocabulary file {path} does not exist")
-    with open(path, encoding="utf-8") as f:
-      return cls(line.rstrip("\n") for line in f)
+      raise UserError(f"vocabulary file {path} does not exist; {fix}")
+    words = files.read_text(path, fix).split("\n")
+    if words[-1]:
+      raise files.DamagedFile(path, "its last line is cut short", fix)
+    try:
+      return cls(words[:-1])
+    except UserError as e:
+      raise files.DamagedFile(path, str(e), fix) from None
 
   def save(self, path):
     """Writes one word per line (line number = id), atomically."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.write("".join(w + "\n" for w in self.words))
-    os.replace(tmp, path)
+    files.write_text(path, "".join(w + "\n" for w in self.words))
 
   def __len__(self):
     return len(self.words)

@@ -1,15 +1,16 @@
 """Writes a run's best checkpoint as a versioned SavedModel.
 
 export/<name>/<N>/ is the layout TF Serving watches: each export goes to a
-temporary directory beside it and is renamed into the next free version, so a
-server never sees half a version and no version is ever overwritten.
+temporary directory beside it (`files.atomic_path`, which TF Serving ignores)
+and is renamed into the next free version, so a server never sees half a
+version and no version is ever overwritten (a rename onto a version that
+another export took meanwhile fails).
 """
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
+from kerasrnn import files
 from kerasrnn import workdir as wd
 from kerasrnn.serving import warmup
 from kerasrnn.serving.module import LanguageModelModule
@@ -47,19 +48,9 @@ def export(workdir, export_base, top_k=10, max_new_tokens=200):
     The path of the new version directory.
   """
   module = load_module(workdir, top_k, max_new_tokens)
-  os.makedirs(export_base, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".tmp-", dir=export_base)
-  try:
+  files.remove_leftovers(export_base, keep_live=True)
+  target = os.path.join(export_base, str(next_version(export_base)))
+  with files.atomic_path(target) as tmp:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
     warmup.write_requests(tmp, module.state_units)
-    while True:
-      target = os.path.join(export_base, str(next_version(export_base)))
-      try:
-        os.rename(tmp, target)  # Fails if another export took the number.
-        return target
-      except OSError:
-        if not os.path.exists(target):
-          raise
-  finally:
-    if os.path.exists(tmp):
-      shutil.rmtree(tmp)
+  return target

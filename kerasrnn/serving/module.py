@@ -54,7 +54,10 @@ class LanguageModelModule(tf.Module):
     self.table = tf.lookup.StaticHashTable(
         tf.lookup.TextFileInitializer(
             vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
+            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+            # A cut asset then fails to load instead of mapping words
+            # past the cut to <unk>.
+            vocab_size=len(vocab_words)),
         default_value=text.UNK_ID)
     self.words = tf.constant(vocab_words)
     self.vocab_size = len(vocab_words)

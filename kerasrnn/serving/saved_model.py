@@ -3,6 +3,7 @@ import os
 
 import tensorflow as tf
 
+from kerasrnn import files
 from kerasrnn.errors import UserError
 from kerasrnn.serving.versions import versions
 
@@ -19,4 +20,18 @@ def resolve(path):
 
 
 def load(path):
-  return tf.saved_model.load(resolve(path))
+  """Loads an export; a damaged one is one line naming an older version."""
+  directory = resolve(path)
+  try:
+    return tf.saved_model.load(directory)
+  except Exception as e:  # pylint: disable=broad-except
+    # TensorFlow reports damaged files as OSError, IndexError, OpError, ...
+    base, version = os.path.split(os.path.normpath(directory))
+    older = [v for v in versions(base) if str(v) != version]
+    fix = "export it again with kerasrnn-export"
+    if version.isdigit() and older and older[0] < int(version):
+      previous = max(v for v in older if v < int(version))
+      fix += (f", or load the version before it "
+              f"(--model={os.path.join(base, str(previous))})")
+    raise UserError(f"the SavedModel {directory} is damaged "
+                    f"({files.reason(e)}); {fix}") from None

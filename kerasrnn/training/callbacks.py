@@ -1,5 +1,4 @@
 """Keras callbacks of a training run; what they write survives restarts."""
-import math
 import time
 
 import keras
@@ -78,7 +77,7 @@ class AveragedWeights(keras.callbacks.Callback):
   the average (`finalize_variable_values`, public Keras API): validation,
   `TestPerplexity` and `BestCheckpoint` (before this callback in the list)
   see it; then the trained weights come back for the next epoch and for
-  `BackupAndRestore` (after it), whose backup also holds the average (an
+  `ResumeState` (after it), whose state also holds the average (an
   optimizer variable), so a resumed run averages on. Without EMA, nothing.
   """
 
@@ -145,24 +144,48 @@ def _six_digits(value):
 class BestCheckpoint(keras.callbacks.Callback):
   """Keeps the weights of the epoch with the lowest validation perplexity.
 
-  The best value survives restarts (checkpoints/best.json), the weights are
-  replaced atomically, and a NaN or infinite perplexity never counts as
-  better, so a diverged epoch cannot replace a good checkpoint.
+  An epoch's weights replace the checkpoint (atomically) when its validation
+  perplexity, as history.csv records it, beats every earlier epoch's there.
+  Deciding from history.csv, which `EpochHistory` writes before this runs,
+  keeps the decision right across restarts at any moment: an epoch trained
+  again after a kill compares itself with the same earlier epochs. A NaN or
+  infinite perplexity never counts as better, so a diverged epoch cannot
+  replace a good checkpoint. (`keras.callbacks.ModelCheckpoint` keeps its
+  best value in memory only.)
 
   Args:
     workdir: the run's directory.
-    monitor: the logs key to minimise.
   """
 
-  def __init__(self, workdir, monitor="val_perplexity"):
+  def __init__(self, workdir):
     super().__init__()
     self.workdir = workdir
-    self.monitor = monitor
 
   def on_epoch_end(self, epoch, logs=None):
-    value = float((logs or {}).get(self.monitor, float("nan")))
-    best = wd.read_best(self.workdir)
-    if not math.isfinite(value) or (best and value >= best[self.monitor]):
-      return
-    wd.save_best(self.workdir, self.model,
-                 {"epoch": epoch + 1, self.monitor: value})
+    rows = wd.read_history(self.workdir)[:epoch + 1]
+    best = wd.best_row(rows)
+    if best is not None and int(best["epoch"]) == epoch + 1:
+      wd.save_best(self.workdir, self.model,
+                   {"epoch": epoch + 1,
+                    "val_perplexity": float(best["val_perplexity"])})
+
+
+class ResumeState(keras.callbacks.Callback):
+  """Saves the resume state at each epoch's end (`workdir.save_state`).
+
+  `workdir.restore_state` loads it before `fit` resumes at the next epoch.
+  Keras's `BackupAndRestore` writes its weights and its epoch number to two
+  files in place, so a kill between the two resumes the wrong epoch, and a
+  half-written number ends the next start in a traceback; here each state
+  is one file, written atomically, the epoch in its name.
+
+  Args:
+    workdir: the run's directory.
+  """
+
+  def __init__(self, workdir):
+    super().__init__()
+    self.workdir = workdir
+
+  def on_epoch_end(self, epoch, logs=None):
+    wd.save_state(self.workdir, self.model, epoch + 1)

@@ -95,7 +95,7 @@ def lost_workers_reported(strategy):
 
   When a worker dies, the others' collective ops fail (TensorFlow's
   heartbeats notice within seconds); the cluster is then restarted as a
-  whole and `BackupAndRestore` resumes every worker after the last epoch.
+  whole and each worker resumes from its own last resume state (backup/).
   """
   try:
     yield

@@ -26,7 +26,7 @@ def perplexity(model, dataset):
 def load_best_model(workdir, config, vocab_size, use_cudnn="auto"):
   """The model `config` describes, with the best checkpoint of `workdir`."""
   model = build_model(config, vocab_size, use_cudnn=use_cudnn)
-  model.load_weights(wd.best_weights(workdir))
+  wd.load_best(model, workdir)
   return model
 
 

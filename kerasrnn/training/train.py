@@ -8,6 +8,7 @@ import keras
 
 from kerasrnn import config as config_lib
 from kerasrnn import fast_path
+from kerasrnn import files
 from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import load_corpus
@@ -59,6 +60,10 @@ def _log_parameters(model, config, vocab_size):
 def train_and_evaluate(config, workdir, extra_callbacks=()):
   """Trains per `config`, writing everything to `workdir`; resumes if cut.
 
+  One training at a time per workdir (`workdir.locked`). A run killed at
+  any moment resumes from its last complete epoch; a finished run is not
+  trained again.
+
   Args:
     config: a ConfigDict from `kerasrnn.config` (validated here).
     workdir: the run's directory (created; must be empty or hold this run).
@@ -76,18 +81,47 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   # run's workdir, the others a directory of their own (their resume state),
   # removed when they finish.
   run_dir = workdir if chief else wd.path(workdir, f"workers/{task_id}")
+  with wd.locked(run_dir):
+    return _train(config, workdir, run_dir, strategy, chief, extra_callbacks)
+
+
+def _previous_results(workdir):
+  """results.json if the run finished, None if not; a damaged one is logged
+  and computed again."""
+  try:
+    return wd.read_json(workdir, "results.json")
+  except files.DamagedFile as e:
+    logging.warning("%s; computing them again from the best checkpoint",
+                    str(e).split(";")[0])
+    return None
+
+
+def _stored_vocab(run_dir):
+  """The run's vocabulary, or None if vocab.txt must be built again."""
+  try:
+    return wd.load_vocab(run_dir)
+  except UserError as e:  # Missing or damaged; data.json checks the rebuild.
+    logging.warning("%s; building it again from the training data",
+                    str(e).split(";")[0])
+    return None
+
+
+def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
   resumed = wd.check_config(run_dir, config)
-  finished = wd.read_json(workdir, "results.json")
-  if finished:
+  finished = _previous_results(workdir)
+  damaged_results = not finished and os.path.exists(
+      wd.path(workdir, "results.json"))
+  vocab = _stored_vocab(run_dir) if resumed else None
+  if finished and (vocab or not resumed):
     logging.info("%s already holds a finished run; nothing to do", workdir)
     return finished
   keras.utils.set_random_seed(config.train.seed)
-  corpus = load_corpus(config.data, wd.load_vocab(run_dir) if resumed else None)
+  corpus = load_corpus(config.data, vocab)
   if resumed:
     wd.check_data(run_dir, corpus)
-    logging.info("resuming %s (history.csv holds %d epochs)", run_dir,
-                 len(wd.read_history(run_dir)))
   wd.claim(run_dir, config, corpus)
+  if finished:  # Only vocab.txt was missing or damaged.
+    return finished
   epoch = pipelines.epoch_variable()
   datasets = {s: pipelines.make_dataset(config.data, corpus, s,
                                         training=(s == "train"), epoch=epoch)
@@ -96,6 +130,11 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     datasets = {s: distribute.shard_by_data(ds) for s, ds in datasets.items()}
   with strategy.scope():
     model = compile_model(build_model(config, len(corpus.vocab)), config)
+    initial_epoch = wd.restore_state(run_dir, model)
+  if damaged_results and not initial_epoch:  # Finished, backup/ removed.
+    initial_epoch = config.train.epochs
+  if resumed:
+    logging.info("resuming %s after epoch %d", run_dir, initial_epoch)
   _log_parameters(model, config, len(corpus.vocab))
   logging.info("%s", fast_path.describe(config))
   train_tokens = pipelines.num_targets(config.data, corpus.splits["train"])
@@ -103,20 +142,20 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   start = time.time()
   with distribute.lost_workers_reported(strategy):
     model.fit(datasets["train"], validation_data=datasets["valid"],
-              epochs=config.train.epochs,
+              epochs=config.train.epochs, initial_epoch=initial_epoch,
               callbacks=callbacks + list(extra_callbacks),
               verbose=config.train.verbose, shuffle=False)
-    if wd.read_best(run_dir) is None:
+    if not os.path.exists(wd.path(run_dir, wd.BEST)):
       raise UserError("training diverged (perplexity not finite) before its "
                       "first checkpoint; lower train.learning_rate or "
                       "train.clip_norm and use a new --workdir")
-    model.load_weights(wd.best_weights(run_dir))
+    wd.load_best(model, run_dir)
     scores = {s: evaluation.perplexity(model, ds) for s, ds in datasets.items()}
   results = _results(run_dir, model, scores, len(corpus.vocab))
   results["last_session_seconds"] = round(time.time() - start, 1)
   if chief:
     wd.write_json(workdir, "results.json", results)
-    shutil.rmtree(wd.path(workdir, "backup"), ignore_errors=True)
+    shutil.rmtree(wd.path(workdir, wd.BACKUP), ignore_errors=True)
   else:
     shutil.rmtree(run_dir, ignore_errors=True)
     if not os.listdir(wd.path(workdir, "workers")):
@@ -143,11 +182,8 @@ def _callbacks(config, run_dir, epoch, test_dataset, train_tokens):
       # averaged weights; training and its backup (below) the trained ones.
       cb.AveragedWeights(),
       # Kept until results.json is written, so a run killed after its last
-      # epoch resumes to the results instead of training again; two states,
-      # so a run killed while writing one resumes from the one before.
-      keras.callbacks.BackupAndRestore(wd.path(run_dir, "backup"),
-                                       double_checkpoint=True,
-                                       delete_checkpoint=False),
+      # epoch resumes to the results instead of training again.
+      cb.ResumeState(run_dir),
       keras.callbacks.TerminateOnNaN(),
       keras.callbacks.TensorBoard(wd.path(run_dir, "tensorboard"),
                                   write_graph=False),
@@ -157,7 +193,7 @@ def _callbacks(config, run_dir, epoch, test_dataset, train_tokens):
 def _results(run_dir, model, scores, vocab_size):
   """The run's results.json: the best checkpoint's figures and the history's."""
   history = wd.read_history(run_dir)
-  results = {"best_epoch": wd.read_best(run_dir)["epoch"],
+  results = {"best_epoch": int(wd.best_row(history)["epoch"]),
              "epochs": len(history),
              "wall_seconds": round(sum(float(r["seconds"]) for r in history), 1),
              "diverged": history[-1]["train_perplexity"] in ("nan", "inf"),
