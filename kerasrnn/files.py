@@ -17,7 +17,10 @@ import glob
 import json
 import os
 import re
+import resource
 import shutil
+
+import numpy as np
 
 from kerasrnn.errors import UserError
 
@@ -158,6 +161,29 @@ def read_json(path, fix):
     raise DamagedFile(path, f"a JSON {type(value).__name__}, not an object",
                       fix)
   return value
+
+
+def save_weights(model, path):
+  """`model.save_weights(path)` (with the optimizer's variables), atomically.
+
+  h5py crashes the process when a write fails midway, so a file that
+  cannot fit (the disk's free space, the file size limit) is refused in
+  one line before it is written.
+  """
+  variables = list(model.weights)
+  if getattr(model, "optimizer", None) is not None:
+    variables += list(model.optimizer.variables)
+  size = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+             for v in variables) + 2_048 * len(variables) + 65_536
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+  if limit != resource.RLIM_INFINITY and size > limit:
+    raise write_error(path, OSError(errno.EFBIG, os.strerror(errno.EFBIG)))
+  if size > shutil.disk_usage(directory).free:
+    raise write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+  with atomic_path(path) as tmp:
+    model.save_weights(tmp)
 
 
 def load_weights(model, path, fix):

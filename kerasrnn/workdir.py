@@ -230,8 +230,7 @@ def load_best(model, workdir):
 
 def save_best(workdir, model, info):
   """Writes `model`'s weights as the best checkpoint, then its best.json."""
-  with files.atomic_path(path(workdir, BEST)) as tmp:
-    model.save_weights(tmp)
+  files.save_weights(model, path(workdir, BEST))
   write_json(workdir, "checkpoints/best.json", info)
 
 
@@ -313,8 +312,7 @@ def save_state(workdir, model, epoch):
   if os.path.exists(history):
     files.write_text(path(directory, f"epoch-{epoch}.history.csv"),
                      files.read_text(history, FIXES["history.csv"]))
-  with files.atomic_path(path(directory, f"epoch-{epoch}.weights.h5")) as tmp:
-    model.save_weights(tmp)
+  files.save_weights(model, path(directory, f"epoch-{epoch}.weights.h5"))
   keep = {f"epoch-{e}.{kind}" for e in _state_epochs(directory)[-KEEP_STATES:]
           for kind in ("weights.h5", "history.csv")}
   for name in os.listdir(directory):

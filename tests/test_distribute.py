@@ -165,7 +165,7 @@ def test_multi_worker_run_resumes_after_a_worker_is_killed(corpus_dir, tmp_path)
   codes, logs = _run_workers(args, tmp_path, "again")
   assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
   for log in logs:
-    assert f"history.csv holds {done} epochs" in log
+    assert f"after epoch {done}" in log
   with open(os.path.join(workdir, "history.csv"), encoding="utf-8") as f:
     after = f.read().splitlines()
   # Epochs 1..3 once each; those done before the kill were not redone.

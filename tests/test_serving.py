@@ -1,15 +1,21 @@
 """The SavedModel export: signatures, bad requests, versions, warm-up."""
 import json
 import os
+import random
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import ROOT
+from conftest import error_line
 from conftest import run_tool
 from conftest import smoke_config
 from kerasrnn import workdir as wd
@@ -183,6 +189,54 @@ def test_exports_get_new_versions_and_never_overwrite(run):
   assert os.path.basename(first) == "1" and os.path.basename(second) == "2"
   assert os.path.getmtime(os.path.join(first, "saved_model.pb")) == stamp
   assert sorted(os.listdir(base)) == ["1", "2"]  # No temporary left over.
+
+
+@pytest.mark.parametrize("damaged", [
+    "saved_model.pb", "variables/variables.index",
+    "variables/variables.data-00000-of-00001", "assets/vocab.txt"])
+def test_a_damaged_export_is_one_line_naming_the_version_before(run, tmp_path,
+                                                               damaged):
+  base = tmp_path / "model"
+  for version in ("1", "2"):
+    shutil.copytree(run[1], base / version)
+  os.truncate(base / "2" / damaged, os.path.getsize(base / "2" / damaged) // 2)
+  line = error_line(run_tool("score", f"--model={base}", stdin="a b\n"))
+  assert line.startswith(f"error: the SavedModel {base}/2 is damaged (")
+  assert line.endswith("export it again with kerasrnn-export, or load the "
+                       f"version before it (--model={base}/1)")
+  scored = run_tool("score", f"--model={base}/1", stdin="a b\n")
+  assert scored.returncode == 0, scored.stderr[-2000:]
+
+
+def test_score_reads_a_device_file_as_input(run):
+  scored = run_tool("score", f"--model={run[1]}", "--input=/dev/null",
+                    "--total_only")
+  assert scored.returncode == 0, scored.stderr[-2000:]
+  assert json.loads(scored.stdout) == {"sentences": 0, "num_tokens": 0,
+                                       "perplexity": 1.0}
+
+
+def test_a_killed_export_leaves_only_whole_versions(run, tmp_path):
+  base = str(tmp_path / "model")
+  rng = random.Random(31)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  for _ in range(3):
+    export_tool = subprocess.Popen(
+        [sys.executable, "-m", "kerasrnn.cli.export", f"--workdir={run[0]}",
+         f"--export_base={base}"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(rng.uniform(3, 12))
+    export_tool.send_signal(signal.SIGKILL)
+    export_tool.wait()
+  finished = run_tool("export", f"--workdir={run[0]}", f"--export_base={base}")
+  assert finished.returncode == 0, finished.stderr[-2000:]
+  # Every version TF Serving would see loads; the killed exports' temporaries
+  # are gone (their processes are dead).
+  names = os.listdir(base)
+  assert names and all(n.isdigit() for n in names), names
+  for name in names:
+    loaded = tf.saved_model.load(os.path.join(base, name))
+    assert "score" in loaded.signatures
 
 
 def test_warmup_requests_replay_against_their_signatures(run, loaded):
