@@ -28,8 +28,13 @@ def base_config():
   c.data = data = ml_collections.ConfigDict()
   data.source = "ptb"  # ptb | text (your own files) | tfds (any TFDS text set).
   data.dir = os.environ.get("KERASRNN_DATA_DIR", "")  # '' = download PTB.
-  data.train_file = ""  # Split files inside `dir`; '' = the source's names
-  data.valid_file = ""  # (ptb.{split}.txt for ptb, {split}.txt for text).
+  # A token store prepared by `kerasrnn-data --prepare=DIR` (then data.dir
+  # is not read); '' = one prepared on first use in the cache.
+  data.store = ""
+  # Split files inside `dir`: names or globs, comma-separated, plain or .gz;
+  # '' = the source's names (ptb.{split}.txt for ptb, {split}.txt for text).
+  data.train_file = ""
+  data.valid_file = ""
   data.test_file = ""
   data.lowercase = False  # Lowercase raw text before tokenising.
   data.tokenizer = "whitespace"  # whitespace | punctuation (splits . , ! ...).

@@ -27,7 +27,6 @@ resumes there with its data in another folder; other data are refused.
 import contextlib
 import csv
 import fcntl
-import hashlib
 import io
 import math
 import os
@@ -44,7 +43,8 @@ from kerasrnn.errors import UserError
 
 # Fields that may differ when a run resumes: where the data are, how the run
 # is distributed, compiled or shown. They change speed or logs, not results.
-PORTABLE_FIELDS = ("data.dir", "data.tfds_data_dir", "train.distribute",
+PORTABLE_FIELDS = ("data.dir", "data.store", "data.tfds_data_dir",
+                   "train.distribute",
                    "train.jit_compile", "train.steps_per_execution",
                    "train.verbose")
 HISTORY_FIELDS = ("epoch", "learning_rate", "train_perplexity",
@@ -142,14 +142,8 @@ def write_json(workdir, name, value):
 
 def data_fingerprint(corpus):
   """{sha256, tokens, vocab_size}: the content of a corpus's vocabulary and
-  token ids."""
-  digest = hashlib.sha256("\n".join(corpus.vocab.words).encode("utf-8"))
-  for name in sorted(corpus.splits):
-    split = corpus.splits[name]
-    digest.update(name.encode("utf-8"))
-    digest.update(split.ids.astype("<i4").tobytes())
-    digest.update(split.row_splits.astype("<i8").tobytes())
-  return {"sha256": digest.hexdigest(),
+  token ids (`kerasrnn.data.store.fingerprint`)."""
+  return {"sha256": corpus.fingerprint,
           "tokens": {n: int(s.num_tokens) for n, s in corpus.splits.items()},
           "vocab_size": len(corpus.vocab)}
 

@@ -33,6 +33,12 @@ def write_corpus(directory, splits, pattern="ptb.{}.txt"):
   return str(directory)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def store_cache(tmp_path_factory):
+  """The token stores prepared on first use go to a folder of the session."""
+  os.environ["KERASRNN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def tiny_dir(tmp_path):
   """A PTB-format corpus of a few sentences."""

@@ -22,17 +22,24 @@ def tiny(tiny_dir):
 def test_stream_rows_are_contiguous_and_targets_shift_by_one(tiny):
   config, corpus = tiny
   split = corpus.splits["train"]  # 29 tokens.
-  s = pipelines.stream_windows(split, batch_size=3, num_steps=4)
-  row_len = split.num_tokens // 3
-  assert s.dropped == split.num_tokens - 3 * row_len
-  targets = s.targets.transpose(1, 0, 2).reshape(3, -1)
-  inputs = s.inputs.transpose(1, 0, 2).reshape(3, -1)
+  row_len, windows = pipelines.stream_layout(split, 3, 4)
+  assert (row_len, windows) == (9, 3)
+  read = [pipelines.stream_window(split, 3, 4, w) for w in range(windows)]
+  inputs = np.concatenate([x for x, _ in read], axis=1)
+  targets = np.concatenate([y for _, y in read], axis=1)
   for r in range(3):
     real = split.ids[r * row_len:(r + 1) * row_len]
     np.testing.assert_array_equal(targets[r, :row_len], real)
     np.testing.assert_array_equal(inputs[r, 1:row_len], real[:-1])
     assert not targets[r, row_len:].any()  # Only the last window is padded.
-  assert inputs[0, 0] == text.EOS_ID
+    # Each row starts from the token before it: <eos> for the first.
+    assert inputs[r, 0] == (split.ids[r * row_len - 1] if r else text.EOS_ID)
+  batches = _batches(pipelines.make_dataset(
+      smoke_config("", overrides={"data.batch_size": 3,
+                                  "data.num_steps": 4}).data, corpus, "train"))
+  for (x, y), (x_read, y_read) in zip(batches, read, strict=True):
+    np.testing.assert_array_equal(x, x_read)
+    np.testing.assert_array_equal(y, y_read)
 
 
 def test_stream_dataset_has_fixed_batch_shape(tiny):
@@ -45,7 +52,7 @@ def test_stream_dataset_has_fixed_batch_shape(tiny):
 def test_stream_batch_larger_than_split_is_refused(tiny):
   config, corpus = tiny
   with pytest.raises(UserError, match="shorter than data.batch_size"):
-    pipelines.stream_windows(corpus.splits["test"], 1000, 5)
+    pipelines.stream_layout(corpus.splits["test"], 1000, 5)
 
 
 def test_sentence_mode_targets_every_token_once(tiny):
@@ -135,7 +142,8 @@ def test_ptb_stream_drops_less_than_one_batch(ptb_dir):
   config = smoke_config(ptb_dir, overrides={"data.max_tokens": 0,
                                             "data.batch_size": 20})
   corpus = corpus_lib.load_corpus(config.data)
-  for split in corpus.splits.values():
-    s = pipelines.stream_windows(split, 20, 20)
-    assert 0 <= s.dropped < 20
-    assert (s.targets > 0).sum() == split.num_tokens - s.dropped
+  for name, split in corpus.splits.items():
+    targets = pipeline_stats(pipelines.make_dataset(config.data, corpus,
+                                                    name))["target_tokens"]
+    assert targets == pipelines.num_targets(config.data, split)
+    assert 0 <= split.num_tokens - targets < 20

@@ -1,6 +1,16 @@
-"""kerasrnn-data: check a corpus and its pipeline before training.
+"""kerasrnn-data: check a corpus and its pipeline, or prepare its token store.
 
   kerasrnn-data --config=configs/small.py --config.data.mode=sentence
+  kerasrnn-data --config=configs/small.py --config.data.source=text \
+      --config.data.dir=corpus --config.data.train_file='train-*.txt.gz' \
+      --prepare=stores/corpus
+  kerasrnn-train --config=configs/small.py --config.data.source=text \
+      --config.data.store=stores/corpus --workdir=runs/corpus
+
+--prepare reads the corpus once into a token store (ids in flat files, read
+through memory maps); commands given --config.data.store=DIR then start
+without reading the text. Without --prepare, the numbers of the corpus and
+its pipeline (JSON).
 """
 import json
 
@@ -9,17 +19,23 @@ from ml_collections import config_flags
 
 from kerasrnn import cli
 from kerasrnn import config as config_lib
+from kerasrnn.data import store
 from kerasrnn.data import summary
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
                                           lock_config=True)
+_PREPARE = flags.DEFINE_string(
+    "prepare", None, "Prepare the corpus's token store into this new folder.")
 flags.mark_flag_as_required("config")
 
 
 def main(argv):
   del argv
   config = config_lib.validate(_CONFIG.value)
-  print(json.dumps(summary.describe(config), indent=2))
+  if _PREPARE.value:
+    print(json.dumps(store.prepare(config.data, _PREPARE.value), indent=2))
+  else:
+    print(json.dumps(summary.describe(config), indent=2))
 
 
 def run():

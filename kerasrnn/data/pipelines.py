@@ -11,8 +11,6 @@ padding, and both making every token of a split a target exactly once:
   cut into pieces of at most `max_length`, padded per batch, batched by
   length buckets to cut padding.
 """
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 
@@ -20,49 +18,66 @@ from kerasrnn.data import text
 from kerasrnn.errors import UserError
 
 
-@dataclasses.dataclass
-class Stream:
-  inputs: np.ndarray  # <int32>[windows, batch, num_steps]
-  targets: np.ndarray
-  dropped: int  # Tokens left over after cutting the stream into rows.
-
-
-def stream_windows(split, batch_size, num_steps):
-  """Lays out a split's token stream for truncated BPTT (see module doc)."""
-  n = split.num_tokens
-  row_len = n // batch_size
+def stream_layout(split, batch_size, num_steps):
+  """(row length, windows) of a split's stream cut into `batch_size` rows."""
+  row_len = split.num_tokens // batch_size
   if row_len == 0:
-    raise UserError(f"a split of {n} tokens is shorter than data.batch_size="
-                    f"{batch_size}; lower the batch size")
-  inputs = shifted_inputs(split)
-  windows = -(-row_len // num_steps)
-  pad = windows * num_steps - row_len
+    raise UserError(f"a split of {split.num_tokens} tokens is shorter than "
+                    f"data.batch_size={batch_size}; lower the batch size")
+  return row_len, -(-row_len // num_steps)
 
-  def layout(a):
-    a = a[:batch_size * row_len].reshape(batch_size, row_len)
-    a = np.pad(a, ((0, 0), (0, pad)))
-    return a.reshape(batch_size, windows, num_steps).transpose(1, 0, 2)
 
-  return Stream(layout(inputs), layout(split.ids), n - batch_size * row_len)
+def stream_window(split, batch_size, num_steps, window):
+  """(inputs, targets) <int32>[batch_size, num_steps] of one window.
+
+  Row r of the stream is tokens [r * row_len, (r + 1) * row_len); a target's
+  input is the token before it (<eos> before the first). The last window is
+  padded with 0. Reads only the window's tokens (the ids may be a memory
+  map of the token store).
+  """
+  row_len, _ = stream_layout(split, batch_size, num_steps)
+  rows = split.ids[:batch_size * row_len].reshape(batch_size, row_len)
+  start = window * num_steps
+  length = min(num_steps, row_len - start)
+  inputs = np.zeros((batch_size, num_steps), np.int32)
+  targets = np.zeros((batch_size, num_steps), np.int32)
+  targets[:, :length] = rows[:, start:start + length]
+  if start:
+    inputs[:, :length] = rows[:, start - 1:start + length - 1]
+  else:
+    inputs[:, 1:length] = rows[:, :length - 1]
+    inputs[0, 0] = text.EOS_ID
+    inputs[1:, 0] = rows[:-1, -1]
+  return inputs, targets
 
 
 def sentence_pieces(split, max_length):
   """Returns <int64>[pieces, 2] (start, end) offsets into the token stream.
 
   A piece is a sentence, or a part of at most `max_length` tokens of a longer
-  one. Its inputs are the stream shifted by one (see `shifted_inputs`), so a
+  one. Its inputs are the stream shifted by one (see `read_piece`), so a
   sentence starts from the previous sentence's closing <eos> (the start
   symbol) and a later piece of a long sentence from the word before it.
   """
-  pieces = [(s, min(s + max_length, end))
-            for start, end in zip(split.row_splits[:-1], split.row_splits[1:])
-            for s in range(start, end, max_length)]
-  return np.array(pieces, np.int64).reshape(-1, 2)
+  starts, ends = split.row_splits[:-1], split.row_splits[1:]
+  per_sentence = -(-(ends - starts) // max_length)
+  first = np.repeat(starts, per_sentence)
+  index = np.arange(len(first)) - np.repeat(
+      np.cumsum(per_sentence) - per_sentence, per_sentence)
+  piece_starts = first + index * max_length
+  piece_ends = np.minimum(piece_starts + max_length,
+                          np.repeat(ends, per_sentence))
+  return np.stack([piece_starts, piece_ends], axis=1).astype(np.int64)
 
 
-def shifted_inputs(split):
-  """The inputs of every target: <eos>, then the split's tokens but the last."""
-  return np.concatenate([[text.EOS_ID], split.ids[:-1]]).astype(np.int32)
+def read_piece(split, start, end):
+  """(inputs, targets) <int32>[end - start] of tokens [start, end): the
+  targets, and the tokens before them (<eos> before the split's first)."""
+  targets = np.asarray(split.ids[start:end], np.int32)
+  inputs = np.empty_like(targets)
+  inputs[1:] = targets[:-1]
+  inputs[0] = split.ids[start - 1] if start else text.EOS_ID
+  return inputs, targets
 
 
 def bucket_boundaries(lengths, num_buckets):
@@ -93,12 +108,16 @@ def make_dataset(data, corpus, split, training=False, batch_size=None,
   batch_size = batch_size or data.batch_size
   if batch_size <= 0:
     raise UserError(f"batch size {batch_size} must be positive")
+  split_ids = corpus.splits[split]
   if data.mode == "stream":
-    s = stream_windows(corpus.splits[split], batch_size, data.num_steps)
-    return prefetch(tf.data.Dataset.from_tensor_slices((s.inputs, s.targets)))
-  pieces = sentence_pieces(corpus.splits[split], data.max_length)
-  inputs = tf.constant(shifted_inputs(corpus.splits[split]))
-  targets = tf.constant(corpus.splits[split].ids)
+    _, windows = stream_layout(split_ids, batch_size, data.num_steps)
+    shape = (batch_size, data.num_steps)
+    ds = tf.data.Dataset.range(windows).map(
+        lambda i: _numpy(lambda w: stream_window(split_ids, batch_size,
+                                                 data.num_steps, w), [i],
+                         [shape, shape]))
+    return prefetch(ds.apply(tf.data.experimental.assert_cardinality(windows)))
+  pieces = sentence_pieces(split_ids, data.max_length)
   if training:
     ds = tf.data.Dataset.from_tensors(pieces).flat_map(
         lambda p: tf.data.Dataset.from_tensor_slices(
@@ -106,11 +125,12 @@ def make_dataset(data, corpus, split, training=False, batch_size=None,
                 tf.constant(data.seed, tf.int64), tf.cast(epoch, tf.int64)]))))
   else:
     ds = tf.data.Dataset.from_tensor_slices(pieces)
-  ds = ds.map(lambda p: (inputs[p[0]:p[1]], targets[p[0]:p[1]]))
+  ds = ds.map(lambda p: _numpy(lambda s, e: read_piece(split_ids, s, e),
+                               [p[0], p[1]], [[None], [None]]))
   lengths = pieces[:, 1] - pieces[:, 0]
   if data.bucket:
     boundaries = list(data.bucket_boundaries) or bucket_boundaries(
-        [min(n, data.max_length) for n in corpus.splits["train"].lengths],
+        np.minimum(corpus.splits["train"].lengths, data.max_length),
         data.num_buckets)
     ds = ds.bucket_by_sequence_length(
         lambda x, y: tf.shape(x)[0], boundaries,
@@ -126,6 +146,13 @@ def make_dataset(data, corpus, split, training=False, batch_size=None,
   if not training:
     ds = ds.cache()
   return prefetch(ds)
+
+
+def _numpy(function, args, shapes):
+  """`function` on NumPy values inside a tf.data map: int32 outputs."""
+  outputs = tf.numpy_function(function, args, [tf.int32] * len(shapes),
+                              stateful=False)
+  return tuple(tf.ensure_shape(o, s) for o, s in zip(outputs, shapes))
 
 
 def epoch_variable():

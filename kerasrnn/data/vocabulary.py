@@ -33,14 +33,20 @@ class Vocabulary:
       sentences: iterable of token lists (without <eos>).
       max_size: keep at most this many ids besides <pad> (0 = no limit).
       min_count: drop words seen fewer times.
+    """
+    return cls.from_counts(collections.Counter(w for s in sentences for w in s),
+                           max_size, min_count)
+
+  @classmethod
+  def from_counts(cls, counts, max_size=0, min_count=1):
+    """Builds a vocabulary from {word: count} of the training split.
 
     Returns:
-      A `Vocabulary`: ties in frequency are broken alphabetically, so the
-      same corpus always gives the same ids.
+      A `Vocabulary` of the words seen at least `min_count` times, the
+      `max_size` - 2 most frequent (0 = all); ties in frequency are broken
+      alphabetically, so the same corpus always gives the same ids.
     """
-    counts = collections.Counter(w for s in sentences for w in s)
-    for reserved in text.RESERVED:
-      counts.pop(reserved, None)
+    counts = {w: n for w, n in counts.items() if w not in text.RESERVED}
     ranked = sorted((w for w, n in counts.items() if n >= min_count),
                     key=lambda w: (-counts[w], w))
     if max_size:

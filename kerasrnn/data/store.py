@@ -1,0 +1,399 @@
+"""The token store: a corpus prepared once, then read through memory maps.
+
+  <store>/manifest.json    format, settings, id type, counts, fingerprint
+  <store>/vocab.txt        the vocabulary (line number = id)
+  <store>/<split>.ids      the split's token ids, <eos> after each sentence
+                           (uint16 when the vocabulary fits, else uint32)
+  <store>/<split>.offsets  <int64>[sentences + 1]: where each sentence starts
+
+`prepare` reads each split's text once, streaming: it tokenises a block of
+lines at a time with the very functions the export runs in its graph
+(`kerasrnn.data.text`, on both cores through tf.data), counts the training
+words in a table bounded by the number of distinct words, and writes the
+training ids under provisional numbers, renumbered once the vocabulary is
+known. Its memory does not grow with the corpus; commands then read the ids
+through `numpy.memmap`, whose pages the kernel can drop, so training's
+memory does not grow with it either.
+
+Every command gets its corpus from a store (`kerasrnn.data.corpus`):
+`data.store` names one prepared with `kerasrnn-data --prepare=DIR`; without
+it, a store is prepared on first use in the cache ($KERASRNN_CACHE/stores,
+default ~/.cache/kerasrnn/stores), keyed by the settings and the files'
+sizes and times, so today's commands work unchanged.
+"""
+import glob
+import gzip
+import hashlib
+import json
+import os
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from kerasrnn import files
+from kerasrnn.data import download
+from kerasrnn.data import text
+from kerasrnn.data.vocabulary import Vocabulary
+from kerasrnn.errors import UserError
+
+FORMAT = 1
+SPLITS = ("train", "valid", "test")
+# The config fields that decide a store's content.
+SETTINGS = ("source", "lowercase", "tokenizer", "max_vocab_size", "min_count",
+            "max_tokens", "tfds_name", "tfds_splits", "tfds_text_key")
+BLOCK_BYTES = 1 << 22  # Lines read and tokenised at a time.
+FIX = ("prepare it again (kerasrnn-data --prepare=DIR), or delete it to "
+       "have it prepared again on first use")
+
+
+def cache_dir():
+  return os.path.join(download.cache_dir(), "stores")
+
+
+def settings(data):
+  """The config fields that decide a store's content, as a dict."""
+  return {k: data[k] for k in SETTINGS}
+
+
+# ---------------------------------------------------------------- sources --
+
+
+def split_files(data):
+  """{split: [paths]} of a text or PTB source: comma-separated names or
+  globs inside data.dir (.gz files are read through gzip)."""
+  if data.source == "ptb" and not data.dir:
+    return {s: [p] for s, p in download.ptb_files().items()}
+  defaults = {"ptb": "ptb.{}.txt", "text": "{}.txt"}[data.source]
+  names = {s: data.get(f"{s}_file") or defaults.format(s) for s in SPLITS}
+  if not data.dir:
+    raise UserError("config data.dir is empty: set it to the folder holding "
+                    "your train/valid/test text files")
+  if not os.path.isdir(data.dir):
+    raise UserError(f"data directory {data.dir} does not exist; set "
+                    "--config.data.dir or KERASRNN_DATA_DIR to a folder with "
+                    f"{', '.join(names.values())}")
+  out = {}
+  for split, value in names.items():
+    out[split] = []
+    for name in value.split(","):
+      pattern = os.path.join(data.dir, name.strip())
+      found = sorted(glob.glob(pattern))
+      if not found or not all(os.path.isfile(p) for p in found):
+        raise UserError(f"corpus file {pattern} does not exist; check "
+                        "data.dir and the split file names")
+      out[split] += found
+  return out
+
+
+def _file_blocks(path):
+  """Blocks of a file's lines (bytes); not UTF-8 is one line naming it."""
+  opener = gzip.open if path.endswith(".gz") else open
+  number = 0
+  try:
+    with opener(path, "rb") as f:
+      while block := f.readlines(BLOCK_BYTES):
+        try:
+          b"".join(block).decode("utf-8")
+        except UnicodeDecodeError:
+          for i, line in enumerate(block, number + 1):
+            try:
+              line.decode("utf-8")
+            except UnicodeDecodeError as e:
+              raise UserError(
+                  f"{path}:{i} is not valid UTF-8 ({e.reason} at byte "
+                  f"{e.start}); re-encode the file as UTF-8") from None
+        number += len(block)
+        yield block
+  except (OSError, EOFError) as e:  # A .gz that is not gzip, or cut short.
+    raise UserError(f"cannot read {path} ({files.reason(e)}); check that it "
+                    "is a text file (or a gzip of one)") from None
+
+
+def source_blocks(data):
+  """{split: a function returning an iterator over blocks of byte lines}."""
+  if data.source == "tfds":
+    from kerasrnn.data import tfds_source  # pylint: disable=g-import-not-at-top
+    return tfds_source.split_blocks(data, BLOCK_BYTES)
+  paths = split_files(data)
+  return {s: (lambda s=s: (b for p in paths[s] for b in _file_blocks(p)))
+          for s in SPLITS}
+
+
+def source_key(data):
+  """A digest of what decides a store: settings, and each file's identity
+  (absolute path, size and modification time), or the TFDS folder."""
+  key = {"format": FORMAT, **settings(data)}
+  if data.source == "tfds":
+    key["tfds_data_dir"] = os.path.abspath(data.tfds_data_dir or "~")
+  else:
+    key["files"] = {s: [(os.path.abspath(p), os.path.getsize(p),
+                         os.path.getmtime(p)) for p in ps]
+                    for s, ps in split_files(data).items()}
+  return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- prepare --
+
+
+def _tokenised(blocks, data, table=None):
+  """Per block of lines, tokenised by tf.data on both cores (empty lines
+  dropped): without `table`, (distinct words, word -> distinct index,
+  words per sentence); with it, (ids, unknown mask, words per sentence)."""
+
+  def tokenize(lines):
+    ragged = text.tokenize(lines, data.lowercase, data.tokenizer)
+    lengths = ragged.row_lengths()
+    lengths = tf.boolean_mask(lengths, lengths > 0)
+    words = ragged.flat_values
+    if table is None:
+      distinct, index = tf.unique(words, out_idx=tf.int64)
+      return distinct, index, lengths
+    ids = table.lookup(words)
+    # Unknown: -1 a word not in the vocabulary, 1 the corpus's own <unk>.
+    unknown = tf.where(tf.equal(words, text.UNK), tf.constant(1, tf.int8),
+                       -tf.cast(tf.equal(ids, text.UNK_ID), tf.int8))
+    # A literal <pad> in the text is a word like any other unknown one.
+    unk = tf.constant(text.UNK_ID, tf.int64)
+    return tf.where(tf.equal(ids, text.PAD_ID), unk, ids), unknown, lengths
+
+  failed = []
+
+  def guarded():  # A UserError inside tf.data would come out as a TF error.
+    try:
+      yield from blocks()
+    except UserError as e:
+      failed.append(e)
+
+  ds = tf.data.Dataset.from_generator(
+      guarded, output_signature=tf.TensorSpec([None], tf.string))
+  ds = ds.map(tokenize, num_parallel_calls=2, deterministic=True).prefetch(4)
+  used = 0
+  for *parts, lengths in ds.as_numpy_iterator():
+    if data.max_tokens:  # Whole leading sentences (at least one).
+      keep = int(np.searchsorted(np.cumsum(lengths + 1),
+                                 data.max_tokens - used, "right"))
+      if keep < len(lengths):
+        lengths = lengths[:max(keep, 0 if used else 1)]
+        words = int(lengths.sum())
+        parts = [p[:words] if p.dtype != object else p for p in parts]
+        yield (*parts, lengths)
+        return
+      used += int((lengths + 1).sum())
+    yield (*parts, lengths)
+  if failed:
+    raise failed[0]
+
+
+class _Writer:
+  """Appends a split's ids, an <eos> after each sentence, and its sentence
+  offsets to its two files."""
+
+  def __init__(self, directory, split, dtype):
+    self.ids = open(os.path.join(directory, f"{split}.ids"), "wb")
+    self.offsets = open(os.path.join(directory, f"{split}.offsets"), "wb")
+    self.dtype = dtype
+    self.tokens = 0
+    np.zeros(1, "<i8").tofile(self.offsets)
+
+  def add(self, ids, lengths):
+    """ids: the block's words' ids in order; lengths: words per sentence."""
+    ends = np.cumsum(lengths + 1)
+    out = np.full(len(ids) + len(lengths), text.EOS_ID, self.dtype)
+    is_word = np.ones(len(out), bool)
+    is_word[ends - 1] = False
+    out[is_word] = ids
+    out.tofile(self.ids)
+    (self.tokens + ends).astype("<i8").tofile(self.offsets)
+    self.tokens += int(ends[-1]) if len(ends) else 0
+
+  def close(self):
+    self.ids.close()
+    self.offsets.close()
+
+
+def prepare(data, directory):
+  """Prepares the store of the corpus `data` describes into `directory`.
+
+  Args:
+    data: the `config.data` ConfigDict.
+    directory: the store's folder, new or empty (written to a temporary,
+      then renamed into place).
+
+  Returns:
+    The store's manifest (a dict).
+  """
+  if os.path.exists(directory) and (not os.path.isdir(directory)
+                                    or os.listdir(directory)):
+    raise UserError(f"{directory} exists and is not an empty folder; prepare "
+                    "the token store into a new one")
+  blocks = source_blocks(data)
+  with files.atomic_path(directory) as tmp:
+    os.makedirs(tmp)
+    vocab, splits = _prepare_train(tmp, data, blocks["train"])
+    dtype = _dtype(len(vocab))
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(vocab.words), tf.range(len(vocab), dtype=tf.int64)),
+        default_value=text.UNK_ID)
+    for split in ("valid", "test"):
+      writer = _Writer(tmp, split, dtype)
+      oov = corpus_unk = 0
+      for ids, unknown, lengths in _tokenised(blocks[split], data, table):
+        writer.add(ids, lengths)
+        oov += int(np.sum(unknown == -1))
+        corpus_unk += int(np.sum(unknown == 1))
+      writer.close()
+      splits[split] = {"tokens": writer.tokens, "oov_words": oov,
+                       "unk_words": corpus_unk}
+    for split, counts in splits.items():
+      if not counts["tokens"]:
+        raise UserError(f"the {split} split has no text; check its file")
+      counts["sentences"] = os.path.getsize(
+          os.path.join(tmp, f"{split}.offsets")) // 8 - 1
+    vocab.save(os.path.join(tmp, "vocab.txt"))
+    manifest = {"format": FORMAT, "settings": settings(data),
+                "dtype": np.dtype(dtype).name, "vocab_size": len(vocab),
+                "splits": splits}
+    manifest["fingerprint"] = fingerprint(vocab, _open_splits(tmp, manifest))
+    files.write_json(os.path.join(tmp, "manifest.json"), manifest)
+  logging.info("prepared the token store %s: %s", directory,
+               {s: c["tokens"] for s, c in splits.items()})
+  return manifest
+
+
+def _dtype(vocab_size):
+  return np.uint16 if vocab_size <= 1 << 16 else np.uint32
+
+
+def _prepare_train(tmp, data, blocks):
+  """Writes train.ids and train.offsets; returns (vocabulary, counts)."""
+  # Provisional ids: the reserved ones, then words in order of appearance.
+  provisional = {}
+  counts = np.zeros(1 << 16, np.int64)
+  writer = _Writer(tmp, "train.provisional", np.uint32)
+  reserved = len(text.RESERVED)
+  for distinct, index, lengths in _tokenised(blocks, data):
+    ids = np.fromiter((provisional.setdefault(w, len(provisional) + reserved)
+                       for w in distinct), np.int64, len(distinct))
+    if len(provisional) > len(counts):
+      counts = np.concatenate([counts, np.zeros_like(counts)])
+    counts[ids - reserved] += np.bincount(index, minlength=len(distinct))
+    writer.add(ids[index], lengths)
+  writer.close()
+  words = [w.decode("utf-8") for w in provisional]
+  vocab = Vocabulary.from_counts(dict(zip(words, counts.tolist())),
+                                 data.max_vocab_size, data.min_count)
+  # Renumber: provisional id -> the vocabulary's id (<eos> stays <eos>).
+  renumber = np.concatenate([[text.UNK_ID, text.UNK_ID, text.EOS_ID],
+                             vocab.encode(words)]).astype(_dtype(len(vocab)))
+  raw = os.path.join(tmp, "train.provisional.ids")
+  with open(os.path.join(tmp, "train.ids"), "wb") as out:
+    provisional_ids = np.memmap(raw, np.uint32, "r")
+    for start in range(0, len(provisional_ids), 1 << 24):
+      renumber[provisional_ids[start:start + (1 << 24)]].tofile(out)
+    del provisional_ids
+  os.remove(raw)
+  os.replace(os.path.join(tmp, "train.provisional.offsets"),
+             os.path.join(tmp, "train.offsets"))
+  return vocab, {"train": {"tokens": writer.tokens}}
+
+
+# ------------------------------------------------------------------- read --
+
+
+def fingerprint(vocab, splits):
+  """The SHA-256 of a corpus's content, as workdirs record it (data.json):
+  the vocabulary, then each split's name, ids (as <i4) and sentence offsets
+  (as <i8), splits in sorted order.
+
+  Args:
+    vocab: a `Vocabulary`.
+    splits: {name: (ids, offsets)} arrays or memory maps.
+  """
+  digest = hashlib.sha256("\n".join(vocab.words).encode("utf-8"))
+  step = 1 << 24
+  for name in sorted(splits):
+    ids, offsets = splits[name]
+    digest.update(name.encode("utf-8"))
+    for start in range(0, len(ids), step):
+      digest.update(np.asarray(ids[start:start + step], "<i4").tobytes())
+    for start in range(0, len(offsets), step):
+      digest.update(np.asarray(offsets[start:start + step], "<i8").tobytes())
+  return digest.hexdigest()
+
+
+def _open_splits(directory, manifest):
+  """{split: (ids, offsets)} memory maps, checked against the manifest."""
+  out = {}
+  dtype = np.dtype(manifest["dtype"])
+  for split, counts in manifest["splits"].items():
+    arrays = []
+    for suffix, kind, length in (("ids", dtype, counts["tokens"]),
+                                 ("offsets", np.dtype("<i8"),
+                                  counts["sentences"] + 1)):
+      p = os.path.join(directory, f"{split}.{suffix}")
+      if not os.path.isfile(p):
+        raise UserError(f"the token store {directory} has no {split}.{suffix}; "
+                        f"{FIX}")
+      size = os.path.getsize(p)
+      if size != length * kind.itemsize:
+        raise files.DamagedFile(p, f"{size:,} bytes, its manifest says "
+                                f"{length * kind.itemsize:,}", FIX)
+      arrays.append(np.memmap(p, kind, "r"))
+    out[split] = tuple(arrays)
+  return out
+
+
+def open_store(directory, data):
+  """Opens a prepared store for the corpus `data` describes.
+
+  Returns:
+    (manifest, vocabulary, {split: (ids, offsets) memory maps}).
+
+  Raises:
+    UserError: one line if the store is missing, damaged, or was prepared
+      with other settings than `data`'s.
+  """
+  path = os.path.join(directory, "manifest.json")
+  if not os.path.isfile(path):
+    raise UserError(f"{directory} is not a token store (no manifest.json); "
+                    "prepare it with kerasrnn-data --prepare=DIR")
+  manifest = files.read_json(path, FIX)
+  if manifest.get("format") != FORMAT:
+    raise UserError(f"the token store {directory} has format "
+                    f"{manifest.get('format')}, this kerasrnn reads {FORMAT}; "
+                    f"{FIX}")
+  ours = settings(data)
+  theirs = manifest.get("settings", {})
+  diff = [f"data.{k}={theirs.get(k)!r}, the config asks for {ours[k]!r}"
+          for k in SETTINGS if theirs.get(k) != ours[k]]
+  if diff:
+    raise UserError(f"the token store {directory} was prepared with "
+                    f"{diff[0]}; prepare a store for these settings "
+                    "(kerasrnn-data --prepare=NEWDIR) or set data.store='' "
+                    "to use the cache")
+  vocab = Vocabulary.load(os.path.join(directory, "vocab.txt"), FIX)
+  if len(vocab) != manifest["vocab_size"]:
+    raise files.DamagedFile(os.path.join(directory, "vocab.txt"),
+                            f"{len(vocab)} words, its manifest says "
+                            f"{manifest['vocab_size']}", FIX)
+  return manifest, vocab, _open_splits(directory, manifest)
+
+
+def store_dir(data):
+  """The store of `data`: data.store, or its folder in the cache."""
+  return data.store or os.path.join(cache_dir(), source_key(data)[:32])
+
+
+def ensure(data):
+  """The directory of `data`'s store, prepared first if it is not yet."""
+  directory = store_dir(data)
+  if not os.path.isfile(os.path.join(directory, "manifest.json")):
+    try:
+      prepare(data, directory)
+    except UserError:
+      # Another process may have prepared the same cached store meanwhile.
+      if not os.path.isfile(os.path.join(directory, "manifest.json")):
+        raise
+  return directory
