@@ -253,7 +253,7 @@ def test_warmup_requests_replay_against_their_signatures(run, loaded):
     assert {k: v.shape[0] for k, v in outputs.items()} == dict.fromkeys(
         outputs, 2), names[-1]
   assert sorted(names) == ["generate", "log_probs", "next_words", "score",
-                           "step"]
+                           "step", "tokenize"]
 
 
 def test_saved_model_cli_shows_and_runs_score(run):

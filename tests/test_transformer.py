@@ -119,7 +119,7 @@ def test_export_scores_like_sentence_evaluation_and_generates(run):
   workdir, path, _ = run
   loaded = tf.saved_model.load(path)
   assert sorted(loaded.signatures) == ["generate", "log_probs", "next_words",
-                                       "score", "serving_default"]
+                                       "score", "serving_default", "tokenize"]
   from test_serving import _test_sentences  # pylint: disable=g-import-not-at-top
   lines = _test_sentences(workdir)
   scores = loaded.signatures["score"](text=tf.constant(lines))

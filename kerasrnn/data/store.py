@@ -281,6 +281,8 @@ def _prepare_train(tmp, data, blocks):
     counts[ids - reserved] += np.bincount(index, minlength=len(distinct))
     writer.add(ids[index], lengths)
   writer.close()
+  if not writer.tokens:
+    raise UserError("the train split has no text; check its file")
   words = [w.decode("utf-8") for w in provisional]
   vocab = Vocabulary.from_counts(dict(zip(words, counts.tolist())),
                                  data.max_vocab_size, data.min_count)

@@ -162,6 +162,20 @@ class LanguageModelModule(tf.Module):
     return {"words": tf.gather(self.words, top.indices),
             "probabilities": tf.exp(top.values)}
 
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
+  def tokenize(self, text_in):
+    """The model's own tokenisation: each text's word ids then <eos>.
+
+    The training tokeniser and vocabulary (unknown words -> <unk>), as the
+    corpus's token store holds the same lines; for streaming clients, which
+    feed these ids to `step`.
+    """
+    ids = self._ids(text_in)
+    eos = tf.fill([ids.nrows(), 1], text.EOS_ID)
+    with_eos = tf.concat([ids, eos], axis=1)
+    return {"token_ids": with_eos.to_tensor(text.PAD_ID),
+            "num_tokens": tf.cast(with_eos.row_lengths(), tf.int32)}
+
   @tf.function(input_signature=[
       tf.TensorSpec([None, None], tf.int32, "token_ids")])
   def log_probs(self, token_ids):
@@ -348,7 +362,8 @@ class LanguageModelModule(tf.Module):
     signatures = {"serving_default": score, "score": score,
                   "next_words": self.next_words.get_concrete_function(),
                   "generate": self.generate.get_concrete_function(),
-                  "log_probs": self.log_probs.get_concrete_function()}
+                  "log_probs": self.log_probs.get_concrete_function(),
+                  "tokenize": self.tokenize.get_concrete_function()}
     if self.recurrent:
       signatures["step"] = self.step.get_concrete_function()
     return signatures

@@ -18,6 +18,7 @@ REQUESTS = {
                  "max_tokens": tf.constant([5, 5]),
                  "temperature": tf.constant([1.0, 0.0])},
     "log_probs": {"token_ids": _IDS},
+    "tokenize": {"text": tf.constant(_SENTENCES)},
 }
 
 
