@@ -8,12 +8,17 @@ the Keras versions CI tests (`TESTED_KERAS`, the range in setup.cfg). On any
 other version, or with KERASRNN_KERAS_INTERNALS=0, kerasrnn logs one warning
 and takes the public path: the stock `keras.layers.LSTM`/`GRU` (same weights,
 same checkpoints, slower) and Keras's own build.
+
+It also reads the resume state that Keras's `BackupAndRestore` wrote in
+workdirs of kerasrnn 0.1 (`keras_backup_state`), a file layout of Keras's.
 """
 import functools
 import os
 
 from absl import logging
 import keras
+
+from kerasrnn import files
 
 # Oldest and newest Keras (major, minor) that CI tests; keep in step with
 # setup.cfg and .ci/constraints-oldest.txt.
@@ -67,3 +72,14 @@ class SymbolicBuildWithoutData:
     with self.distribute_strategy.scope():
       self._symbolic_build(data_batch=None)
     return None
+
+
+def keras_backup_state(directory):
+  """[(epoch, weights file)] of a resume state that Keras's BackupAndRestore
+  wrote in `directory` (kerasrnn 0.1 workdirs), so that they resume."""
+  weights = os.path.join(directory, "latest.weights.h5")
+  metadata = os.path.join(directory, "training_metadata.json")
+  if not (os.path.exists(weights) and os.path.exists(metadata)):
+    return []
+  fix = f"delete {directory} to train again from epoch 1"
+  return [(int(files.read_json(metadata, fix)["epoch"]), weights)]

@@ -36,6 +36,7 @@ import time
 
 from absl import logging
 
+from kerasrnn import compat
 from kerasrnn import config as config_lib
 from kerasrnn import files
 from kerasrnn.data.vocabulary import Vocabulary
@@ -314,17 +315,6 @@ def save_state(workdir, model, epoch):
       os.remove(path(directory, name))
 
 
-def _keras_backup(directory):
-  """[(epoch, weights)] of a backup/ written by Keras's BackupAndRestore
-  (kerasrnn before 0.2), so that such workdirs resume."""
-  weights = path(directory, "latest.weights.h5")
-  metadata = path(directory, "training_metadata.json")
-  if not (os.path.exists(weights) and os.path.exists(metadata)):
-    return []
-  fix = f"delete {directory} to train again from epoch 1"
-  return [(int(files.read_json(metadata, fix)["epoch"]), weights)]
-
-
 def restore_state(workdir, model):
   """Loads the newest readable resume state into `model`; returns its epoch.
 
@@ -342,7 +332,7 @@ def restore_state(workdir, model):
   directory = path(workdir, BACKUP)
   states = [(e, path(directory, f"epoch-{e}.weights.h5"))
             for e in reversed(_state_epochs(directory))]
-  states += _keras_backup(directory)
+  states += compat.keras_backup_state(directory)
   if not states:
     return 0
   if not model.optimizer.built:
