@@ -34,7 +34,7 @@ _VOCAB = flags.DEFINE_integer("vocab", 267_735, "Distinct words.")
 _WORK = flags.DEFINE_string("work", "/tmp/kerasrnn-scale",
                             "Folder for corpora and stores.")
 _OUT = flags.DEFINE_string("out", None, "Append the JSON lines here too.")
-_STEPS = flags.DEFINE_integer("steps", 50, "Training steps to run.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Training steps to run.")
 _PHASES = flags.DEFINE_list("phases", ["prepare", "train"], "What to run.")
 _TRAIN_SET = flags.DEFINE_list(
     "train_set", [], "Config overrides of the training run, field=value.")
@@ -123,12 +123,10 @@ def rss_anon():
       return int(line.split()[1]) * 1024
 
 class Report(keras.callbacks.Callback):
-  steps = 0
   def on_train_batch_end(self, batch, logs=None):
-    self.steps += 1
-    if self.steps == 1:
+    if batch == 0:
       self.first = time.time() - {start!r}
-    if self.steps >= {steps}:
+    if batch + 1 >= {steps}:
       print(json.dumps({{"first_step_seconds": round(self.first, 2),
                          "rss_anon_bytes": rss_anon()}}), flush=True)
       os._exit(0)
@@ -163,8 +161,10 @@ def measure(tokens):
   if "train" in _PHASES.value:
     workdir = os.path.join(work, "run")
     subprocess.run(["rm", "-rf", workdir], check=True)
+    # One step per execution, so that the first step is seen when it ends.
     overrides = {"data.source": "text", "data.dir": corpus,
-                 "data.store": store, "train.verbose": 0}
+                 "data.store": store, "train.verbose": 0,
+                 "train.steps_per_execution": 1}
     for item in _TRAIN_SET.value:
       key, value = item.split("=", 1)
       overrides[key] = json.loads(value)
@@ -180,11 +180,12 @@ def measure(tokens):
 
 
 def _machine():
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  from train_throughput import machine  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return {**machine(), "tensorflow": tf.__version__,
-          "date": time.strftime("%Y-%m-%d")}
+  from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
+  name, cpu_flags = fast_path.cpu()
+  return {"cpu": name, "cpu_isa": [f for f in ("avx2", "avx512f")
+                                   if f in cpu_flags],
+          "tensorflow": tf.__version__, "date": time.strftime("%Y-%m-%d")}
 
 
 def plot(lines_path, png):

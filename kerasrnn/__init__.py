@@ -1,4 +1,4 @@
-"""kerasrnn: word-level LSTM/GRU language models with Keras 3.
+"""kerasrnn: word-level LSTM, GRU (and Transformer) language models, Keras 3.
 
 The package is organised along the data's way through it:
 `kerasrnn.data` (corpora, vocabulary, tf.data pipelines) → `kerasrnn.models` →
@@ -6,4 +6,4 @@ The package is organised along the data's way through it:
 `kerasrnn.serving` (SavedModel export) → `kerasrnn.report`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

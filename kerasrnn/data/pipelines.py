@@ -10,6 +10,10 @@ padding, and both making every token of a split a target exactly once:
 - sentence: one example per sentence, `<eos> w1 … wn` -> `w1 … wn <eos>`,
   cut into pieces of at most `max_length`, padded per batch, batched by
   length buckets to cut padding.
+
+Both read each batch's tokens when it is needed, from the split's ids (a
+memory map of the token store), so a pipeline's memory does not grow with
+the corpus.
 """
 import numpy as np
 import tensorflow as tf
@@ -170,7 +174,7 @@ def prefetch(ds):
   The autotuner's thread sleeps in doubling intervals, and deleting an
   iterator waits for it to wake: measured here, `fit` and `evaluate` then
   returned only on a 5.12 s grid (up to 5 s lost per pass, and misleading
-  benchmarks). These pipelines slice tensors in memory; two batches ahead
+  benchmarks). These pipelines read batches from memory maps; two ahead
   are plenty.
   """
   options = tf.data.Options()

@@ -1,4 +1,5 @@
-"""Embedding -> [Dropout] -> LSTM/GRU x N -> [Dropout] -> logits over words.
+"""Embedding -> [Dropout] -> LSTM/GRU x N (or Transformer blocks) -> [Dropout]
+-> logits over words.
 
 Dropout sits on the non-recurrent connections (Zaremba et al. 2014): after
 the embedding and after every recurrent layer; the modern recipe's variants

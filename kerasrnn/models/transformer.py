@@ -110,9 +110,6 @@ class DecoderBlock(keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "num_heads": self.num_heads,
-            "ffn_size": self.ffn_size, "dropout": self.dropout}
-
-
-def decoder_blocks(model):
-  """The model's Transformer blocks, in order."""
-  return [l for l in model.layers if isinstance(l, DecoderBlock)]
+            "ffn_size": self.ffn_size, "dropout": self.dropout,
+            "initializer": keras.initializers.serialize(
+                keras.initializers.get(self.initializer))}

@@ -15,6 +15,11 @@ SUMMARY_FIELDS = ("run", "model", "dropout", "optimizer", "learning_rate",
                   "val_perplexity", "test_perplexity", "wall_minutes", "status")
 
 
+def cell_name(cell):
+  """'lstm' -> 'LSTM', 'gru' -> 'GRU', 'transformer' -> 'Transformer'."""
+  return {"transformer": "Transformer"}.get(cell, cell.upper())
+
+
 @dataclasses.dataclass
 class Run:
   """One workdir: its config, history.csv rows (floats) and results.json."""
@@ -35,7 +40,7 @@ class Run:
   def label(self):
     m, t = self.config["model"], self.config["train"]
     dropout = f"dropout {m['dropout']:g}" if m["dropout"] else "no dropout"
-    return (f"{m['cell'].upper()} {m['num_layers']}x{m['hidden_size']}, "
+    return (f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}, "
             f"{dropout}, {t['optimizer'].upper()} lr {t['learning_rate']:g}")
 
   def best(self):
@@ -59,7 +64,7 @@ class Run:
     params = model_parameters(ml_collections.ConfigDict(m), self.vocab_size)
     return {
         "run": self.name,
-        "model": f"{m['cell'].upper()} {m['num_layers']}x{m['hidden_size']}",
+        "model": f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}",
         "dropout": m["dropout"], "optimizer": t["optimizer"],
         "learning_rate": t["learning_rate"],
         "parameters": sum(params.values()),
