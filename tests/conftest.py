@@ -14,7 +14,6 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # configs/ are loaded as files, kerasrnn as a package.
 
 TINY = {
     "train": ["the cat sat on the mat", "the dog sat", "a cat saw the dog",

@@ -24,6 +24,8 @@ from kerasrnn.training import distribute
 from kerasrnn.training import evaluation
 from kerasrnn.training import train
 
+pytestmark = pytest.mark.slow  # Multi-process and multi-device runs.
+
 TIMEOUT = 300  # Seconds for one distributed run (they take 15-60 here).
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasrnn.models import gru_reference as ref
+import gru_reference as ref
 
 WEIGHTS = ["W_xz", "W_hz", "W_xr", "W_hr", "W_xg", "W_hg"]
 

@@ -134,6 +134,7 @@ def test_fused_step_equals_the_plain_keras_step(mode, cell, jit):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6 * np.abs(w).max())
 
 
+@pytest.mark.slow
 def test_the_fused_softmax_trains_like_tensorflows_op(monkeypatch):
   # Stream mode with a vocabulary of FUSED_MIN_VOCAB words takes the fused
   # XLA softmax cross-entropy in Keras's compiled steps; the same steps with

@@ -125,6 +125,7 @@ def test_training_order_follows_the_epoch_variable(tiny):
             [y.tolist() for _, y in _batches(expected)])
 
 
+@pytest.mark.slow
 def test_ptb_sentence_mode_targets_and_padding(ptb_dir):
   config = smoke_config(ptb_dir, overrides={
       "data.max_tokens": 0, "data.mode": "sentence", "data.batch_size": 20,

@@ -7,12 +7,14 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import ROOT
 from conftest import smoke_config
 from kerasrnn import workdir as wd
 from kerasrnn.data.corpus import load_corpus
 from kerasrnn.errors import UserError
+from kerasrnn.serving import export
 from kerasrnn.training import train
 
 
@@ -66,8 +68,9 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
     raise _Stop
 
 
-@pytest.mark.slow
-def test_copied_workdir_resumes_with_data_elsewhere(corpus_dir, tmp_path):
+def test_copied_workdir_resumes_with_data_elsewhere_and_exports(corpus_dir,
+                                                                tmp_path):
+  # Not marked slow: the fast tier's one run that trains, resumes, exports.
   data = str(shutil.copytree(corpus_dir, tmp_path / "data"))
   first = str(tmp_path / "first")
   with pytest.raises(_Stop):
@@ -85,6 +88,11 @@ def test_copied_workdir_resumes_with_data_elsewhere(corpus_dir, tmp_path):
   assert rows[0] == epoch_1[0]  # Epoch 1 was not trained again.
   assert results["epochs"] == 2
   assert wd.load_config(moved).data.dir == str(data_copy)
+  version = export.export(str(moved), str(tmp_path / "export"))
+  scored = tf.saved_model.load(version).signatures["score"](
+      text=tf.constant(["det0 noun0 verb0"]))
+  assert int(scored["num_tokens"][0]) == 4
+  assert np.isfinite(float(scored["log_likelihood"][0]))
 
   # Other data under the run's own settings are refused, untouched.
   other = shutil.copytree(data, tmp_path / "other")
