@@ -9,9 +9,10 @@ out, so a client sends each chunk once instead of the whole history:
       --prompt="the company said" --max_tokens=20  # generate token by token
 
 Scoring reads the document as one token stream (each line's words, then
-<eos>; split on whitespace, as for PTB: tokenise like the model's training
-data otherwise), as `kerasrnn-evaluate --mode=stream --batch_size=1` does,
-and prints the perplexity. Generation feeds one token per call and samples the next
+<eos>, tokenised by the export's own `tokenize` signature: the model's
+tokeniser, lowercasing and vocabulary), as
+`kerasrnn-evaluate --mode=stream --batch_size=1` does, and prints the
+perplexity. Generation feeds one token per call and samples the next
 word from `next_log_probs`. The same requests work against TF Serving: every
 input and output is a named, batch-major tensor (export/README.md).
 """
@@ -30,7 +31,15 @@ def load(path):
   model = tf.saved_model.load(path)
   with open(os.path.join(path, "assets", "vocab.txt"), encoding="utf-8") as f:
     words = f.read().splitlines()
-  return model.signatures["step"], words
+  return model.signatures["step"], model.signatures["tokenize"], words
+
+
+def token_ids(tokenize, lines):
+  """Each line's ids, then <eos>, as the model tokenises them (one list)."""
+  out = tokenize(text=tf.constant(lines))
+  return [i for row, n in zip(out["token_ids"].numpy().tolist(),
+                              out["num_tokens"].numpy().tolist())
+          for i in row[:n]]
 
 
 def zero_state(step, batch):
@@ -46,14 +55,13 @@ def call(step, token_ids, targets, state):
   return out, {name: out[name] for name in state}
 
 
-def score(step, words, document, chunk):
+def score(step, tokenize, document, chunk):
   """Perplexity of a file read as one stream, chunk by chunk."""
-  ids = {w: i for i, w in enumerate(words)}
-  stream = []
   with open(document, encoding="utf-8") as f:
-    for line in f:
-      if line.strip():
-        stream += [ids.get(w, 1) for w in line.split()] + [EOS_ID]
+    lines = [line for line in f if line.strip()]
+  stream = []
+  for start in range(0, len(lines), 1000):
+    stream += token_ids(tokenize, lines[start:start + 1000])
   inputs = [EOS_ID] + stream[:-1]  # Each token is read after the one before.
   state, log_likelihood, tokens = zero_state(step, 1), 0.0, 0
   for start in range(0, len(stream), chunk):
@@ -64,11 +72,10 @@ def score(step, words, document, chunk):
   return {"tokens": tokens, "perplexity": math.exp(-log_likelihood / tokens)}
 
 
-def generate(step, words, prompt, max_tokens, temperature, seed=0):
+def generate(step, tokenize, words, prompt, max_tokens, temperature, seed=0):
   """Samples up to `max_tokens` words after `prompt`, one call per token."""
-  ids = {w: i for i, w in enumerate(words)}
   rng = np.random.default_rng(seed)
-  tokens = [EOS_ID] + [ids.get(w, 1) for w in prompt.split()]
+  tokens = [EOS_ID] + token_ids(tokenize, [prompt])[:-1]  # Without its <eos>.
   out, state = call(step, tokens, [0] * len(tokens), zero_state(step, 1))
   generated = []
   for _ in range(max_tokens):
@@ -94,12 +101,12 @@ def main():
   p.add_argument("--max_tokens", type=int, default=20)
   p.add_argument("--temperature", type=float, default=0.8)
   a = p.parse_args()
-  step, words = load(a.model)
+  step, tokenize, words = load(a.model)
   if a.document:
-    print(json.dumps(score(step, words, a.document, a.chunk)))
+    print(json.dumps(score(step, tokenize, a.document, a.chunk)))
   else:
-    print(json.dumps({"text": generate(step, words, a.prompt, a.max_tokens,
-                                       a.temperature)}))
+    print(json.dumps({"text": generate(step, tokenize, words, a.prompt,
+                                       a.max_tokens, a.temperature)}))
 
 
 if __name__ == "__main__":

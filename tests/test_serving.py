@@ -16,8 +16,10 @@ import tensorflow as tf
 
 from conftest import ROOT
 from conftest import error_line
+from conftest import grammar_sentences
 from conftest import run_tool
 from conftest import smoke_config
+from conftest import write_corpus
 from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
 from kerasrnn.data import text
@@ -357,6 +359,40 @@ def test_example_stream_client_scores_and_generates(run, tmp_path):
       timeout=300, check=True)
   words = json.loads(generated.stdout.strip().splitlines()[-1])["text"].split()
   assert len(words) <= 6 and "<pad>" not in words
+
+
+def test_stream_client_tokenises_as_the_model_does(tmp_path_factory):
+  """A lowercased, punctuation-tokenised model: the client's stream through
+  `tokenize` + `step` scores the raw text as stream evaluation does."""
+  rng = random.Random(4)
+
+  def raw(sentences):  # Capitals and punctuation glued to the words.
+    return [s.capitalize().replace(" noun", ", noun", rng.random() < 0.3)
+            + rng.choice([".", "!", "?"]) for s in sentences]
+
+  data = write_corpus(tmp_path_factory.mktemp("raw"), {
+      "train": raw(grammar_sentences(600, 1)),
+      "valid": raw(grammar_sentences(100, 2)),
+      "test": raw(grammar_sentences(100, 3))}, pattern="{}.txt")
+  workdir = str(tmp_path_factory.mktemp("punctuation"))
+  train.train_and_evaluate(smoke_config(data, overrides={
+      "data.source": "text", "data.lowercase": True,
+      "data.tokenizer": "punctuation", "data.max_tokens": 0}), workdir)
+  version = export.export(workdir, str(tmp_path_factory.mktemp("e") / "m"))
+  client = os.path.join(ROOT, "export", "stream_client.py")
+  scored = subprocess.run(
+      [sys.executable, client, f"--model={version}", "--chunk=37",
+       f"--document={os.path.join(data, 'test.txt')}"],
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True,
+      text=True, timeout=300, check=True)
+  got = json.loads(scored.stdout.strip().splitlines()[-1])
+  expected = evaluation.evaluate(workdir, "test", batch_size=1, mode="stream")
+  assert got["tokens"] == expected["target_tokens"]
+  assert got["perplexity"] == pytest.approx(expected["perplexity"], rel=1e-5)
+  # Whitespace splitting would have made other (fewer) tokens.
+  with open(os.path.join(data, "test.txt"), encoding="utf-8") as f:
+    words = sum(len(l.split()) + 1 for l in f if l.strip())
+  assert expected["target_tokens"] > words
 
 
 @pytest.mark.parametrize("endpoint,inputs", [
