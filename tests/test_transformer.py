@@ -56,10 +56,33 @@ def test_real_positions_do_not_change_with_more_padding():
   for row, length in enumerate([4, 2]):
     np.testing.assert_allclose(long[row, :length], short[row, :length],
                                rtol=1e-5, atol=1e-6)
-  # Without the padding mask, the padding would be attended to: the row
-  # alone, unpadded, gives the same outputs as in the padded batch.
+  # The row alone, unpadded, gives the same outputs as in the padded batch.
+  # (Under the causal mask, right padding never reaches a real position, so
+  # this holds with or without the padding mask: the next test checks it.)
   alone = keras.ops.convert_to_numpy(model(x[1:, :2]))
   np.testing.assert_allclose(long[1, :2], alone[0], rtol=1e-5, atol=1e-6)
+
+
+def test_padding_before_real_tokens_is_never_attended_to():
+  """Left padding comes before real positions under the causal mask: only
+  the padding mask keeps it out, so real outputs must not depend on what
+  the padded positions hold (and do depend on it without the mask)."""
+  keras.utils.set_random_seed(0)
+  block = transformer.DecoderBlock(num_heads=2, ffn_size=16)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 6, 8)).astype(np.float32)
+  mask = np.array([[0, 0, 0, 1, 1, 1], [0, 1, 1, 1, 1, 1]], bool)
+  other = np.where(mask[..., None], x,
+                   rng.normal(size=x.shape).astype(np.float32))
+  real = mask[..., None].repeat(8, -1)
+
+  def outputs(inputs, with_mask):
+    out = block(inputs, mask=mask if with_mask else None)
+    return keras.ops.convert_to_numpy(out)[real]
+
+  np.testing.assert_allclose(outputs(x, True), outputs(other, True),
+                             rtol=1e-5, atol=1e-6)
+  assert not np.allclose(outputs(x, False), outputs(other, False), atol=1e-3)
 
 
 def test_attention_mask_is_causal_and_hides_padding():

