@@ -127,6 +127,12 @@ def test_the_exercises_printed_last_step_formulas():
   _, expected = _tape(layer, xs, h0,
                       lambda hs: 0.5 * tf.reduce_sum((hs[-1] - y) ** 2))
   hs, cache = ref.forward(xs, params, h0)
-  (_, h1, z2, _, g2) = cache[1]
-  e_z2 = (hs[1] - y) * (h1 - g2) * z2 * (1 - z2)
-  assert np.abs(h1.T @ e_z2 - expected["W_hz"]).max() > 1e-3
+  (_, h1, z2, r2, g2) = cache[1]
+  d2 = hs[1] - y
+  e_z2 = d2 * (h1 - g2) * z2 * (1 - z2)
+  e_g2 = d2 * (1 - z2) * (1 - g2**2)
+  e_r2 = (e_g2 @ params["W_hg"].T) * h1 * r2 * (1 - r2)
+  # ... nor are W_hr's and W_hg's: each recurrent matrix meets h0 at step 1.
+  for name, last_step in (("W_hz", h1.T @ e_z2), ("W_hr", h1.T @ e_r2),
+                          ("W_hg", (r2 * h1).T @ e_g2)):
+    assert np.abs(last_step - expected[name]).max() > 1e-3, name
