@@ -81,6 +81,14 @@ def test_study_figures(theory):
   _check(theory, "ratio is 3.09 against the LSTM's 2.98",
          f"ratio is {gap('gru_lr05', 13):.2f} against the LSTM's "
          f"{gap('lstm', 13):.2f}")
+  def val(run, epoch):
+    with open(os.path.join(DOCS, "study", run, "history.csv")) as f:
+      return float(list(csv.DictReader(f))[epoch - 1]["val_perplexity"])
+
+  _check(theory, "(189.28 vs 174.12 after the first, 126.90 vs 119.88",
+         f"({val('gru_lr05', 1):.2f} vs {val('lstm', 1):.2f} after the first, "
+         f"{val('gru_lr05', 13):.2f} vs {val('lstm', 13):.2f}")
+  assert all(val("gru_lr05", e) > val("lstm", e) for e in range(1, 14))
   _check(theory, "best) 2.18 against 1.84",
          f"best) {gap('gru_lr05', 5):.2f} against {gap('lstm', 5):.2f}")
 
