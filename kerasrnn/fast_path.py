@@ -48,9 +48,13 @@ def cpu():
   /proc/cpuinfo; ('unknown', set()) where that is not available."""
   try:
     with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-      text = f.read()
+      return parse_cpuinfo(f.read())
   except OSError:
     return "unknown", frozenset()
+
+
+def parse_cpuinfo(text):
+  """(model name, feature flags) of the first processor in a cpuinfo text."""
   name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
   flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
   return ((name.group(1).strip() if name else "unknown"),

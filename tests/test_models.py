@@ -28,7 +28,13 @@ def test_keras_layers_match_the_formula(layer, expected):
 
 
 def test_pytorch_lstm_keeps_two_biases():
-  assert recurrent_parameters("lstm", 200, 200, two_biases=True) == 321_600
+  # torch.nn.LSTM(200, 200)'s tensors as its documentation lists them:
+  # weight_ih_l0 (4*hidden, input), weight_hh_l0 (4*hidden, hidden),
+  # bias_ih_l0 and bias_hh_l0 (4*hidden,).
+  shapes = [(800, 200), (800, 200), (800,), (800,)]
+  torch_count = sum(int(np.prod(shape)) for shape in shapes)
+  assert recurrent_parameters("lstm", 200, 200, two_biases=True) == torch_count
+  assert recurrent_parameters("lstm", 200, 200) == torch_count - 800  # Keras.
 
 
 @pytest.mark.parametrize("overrides", [
