@@ -17,10 +17,10 @@ from absl import flags
 import keras
 
 from kerasrnn import config as config_lib
+from kerasrnn import fast_path
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import load_corpus
 from kerasrnn.data.summary import pipeline_stats
-from kerasrnn.models import build_model
 from kerasrnn.training.train import compile_model
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder with the PTB files.")
@@ -44,7 +44,8 @@ def main(argv):
       config.data.batch_size, config.data.bucket = batch_size, bucket
       ds = pipelines.make_dataset(config.data, corpus, "train", training=True)
       keras.utils.set_random_seed(0)
-      model = compile_model(build_model(config, len(corpus.vocab)), config)
+      model = compile_model(fast_path.build_model(config, len(corpus.vocab)),
+                            config)
       # Warm-up traces the train step; Keras relaxes the time dimension
       # after a few shapes, so the timed pass does not retrace.
       model.fit(ds.take(_WARMUP.value), epochs=1, verbose=0)

@@ -148,7 +148,6 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if _THREADS.value:
     tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
-  from kerasrnn.models import build_model  # pylint: disable=g-import-not-at-top
   from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
   from kerasrnn.training.train import compile_model  # pylint: disable=g-import-not-at-top
   if _BASELINE.value and (_MODE.value != "stream" or _EVALUATE.value or
@@ -157,8 +156,8 @@ def main(argv):
   config = _config()
   keras.utils.set_random_seed(0)
   ds, vocab_size = _batches(config, tf)
-  model = build_model(config, vocab_size,
-                      stock_layers="hoisted_projection" in _WITHOUT.value)
+  model = fast_path.build_model(
+      config, vocab_size, stock_layers="hoisted_projection" in _WITHOUT.value)
   if "fused_loss" in _WITHOUT.value:
     from kerasrnn.models import metrics  # pylint: disable=g-import-not-at-top
     from kerasrnn.training.train import make_optimizer  # pylint: disable=g-import-not-at-top

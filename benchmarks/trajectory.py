@@ -19,9 +19,9 @@ from absl import flags
 import keras
 from ml_collections import config_flags
 
+from kerasrnn import fast_path
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import load_corpus
-from kerasrnn.models import build_model
 from kerasrnn.training.train import compile_model
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/study.py:gru",
@@ -36,8 +36,8 @@ _REPORT_AT = (1, 2, 3, 4, 5, 10, 20, 30, 50, 100, 200, 500, 1000, 2000)
 def _running_perplexity(config, corpus, steps, stock_layers):
   keras.utils.set_random_seed(config.train.seed)
   ds = pipelines.make_dataset(config.data, corpus, "train", training=True)
-  model = compile_model(build_model(config, len(corpus.vocab),
-                                    stock_layers=stock_layers), config)
+  model = compile_model(fast_path.build_model(
+      config, len(corpus.vocab), stock_layers=stock_layers), config)
   values = []
   record = keras.callbacks.LambdaCallback(
       on_train_batch_end=lambda batch, logs: values.append(

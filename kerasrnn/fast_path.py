@@ -137,3 +137,11 @@ def describe(config):
   return (f"fast path: XLA {'on' if on else 'off'} ({reason}); "
           f"--config.train.jit_compile={not on} to change it; "
           f"{matmuls}{steps_per_execution(config)} steps per execution")
+
+
+def build_model(config, vocab_size, **kwargs):
+  """`kerasrnn.models.build_model` with this machine's choice of the
+  recurrent matmuls' form (`gate_matmuls`): what training, evaluation and
+  the benchmarks run. Other keyword arguments go to `build_model`."""
+  from kerasrnn.models import build_model as build  # pylint: disable=g-import-not-at-top
+  return build(config, vocab_size, gate_matmuls=gate_matmuls(config), **kwargs)

@@ -101,8 +101,13 @@ def test_recurrent_layers_multiply_per_gate_where_xla_is_off(machine, cpu,
   config = smoke_config("")
   machine(cpu)
   assert fast_path.jit_compile(config) is not per_gate
-  layers = rnn_layers(build_model(config, 50, stock_layers=False))
+  layers = rnn_layers(fast_path.build_model(config, 50, stock_layers=False))
   assert layers and all(l.gate_matmuls is per_gate for l in layers)
+  # The models package itself builds what it is told, whatever the CPU.
+  for told in (True, False):
+    layers = rnn_layers(build_model(config, 50, stock_layers=False,
+                                    gate_matmuls=told))
+    assert all(l.gate_matmuls is told for l in layers)
   assert ("one recurrent matmul per gate" in fast_path.describe(config)) is (
       per_gate)
   config.model.cell = "transformer"  # No recurrent matmuls to speak of.

@@ -11,7 +11,6 @@ from keras import ops
 import tensorflow as tf
 
 from kerasrnn import compat
-from kerasrnn import fast_path
 from kerasrnn.errors import UserError
 from kerasrnn.models import recurrent
 from kerasrnn.models import regularizers
@@ -147,7 +146,7 @@ def rnn_layers(model):
 
 
 def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
-                stock_layers=None):
+                stock_layers=None, gate_matmuls=False):
   """Builds the language model described by `config`.
 
   Stream mode gives stateful recurrent layers over fixed [batch, num_steps]
@@ -167,6 +166,10 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
     stock_layers: True for `keras.layers.LSTM`/`GRU`, False for kerasrnn's
       hoisted-projection layers (same weights); None = kerasrnn's where
       `kerasrnn.compat` allows the Keras internals they use.
+    gate_matmuls: kerasrnn's layers only: one recurrent matmul per gate
+      instead of one for all gates (same weights, same results; faster
+      where the step runs without XLA). `kerasrnn.fast_path.build_model`
+      passes this machine's choice.
 
   Returns:
     An uncompiled `LanguageModel` mapping <int32>[batch, time] ids to
@@ -188,7 +191,8 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
   if m.cell == "transformer":
     x = _transformer_blocks(m, x, init)
   else:
-    x = _recurrent_layers(config, x, init, use_cudnn, stock_layers)
+    x = _recurrent_layers(config, x, init, use_cudnn, stock_layers,
+                          gate_matmuls)
   logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
                   kernel_initializer=init(), bias_initializer=init() or "zeros",
                   name="logits")(x)
@@ -199,7 +203,7 @@ def _rate(m, rate):
   return m.dropout if rate is None else rate
 
 
-def _recurrent_layers(config, x, init, use_cudnn, stock_layers):
+def _recurrent_layers(config, x, init, use_cudnn, stock_layers, gate_matmuls):
   """Dropout -> LSTM/GRU -> Dropout, x num_layers, on the embeddings x."""
   m, stream = config.model, config.data.mode == "stream"
   if stock_layers is None:
@@ -209,7 +213,6 @@ def _recurrent_layers(config, x, init, use_cudnn, stock_layers):
                     "layers, which this Keras version or "
                     f"{compat.ENV_SWITCH}=0 turned off; set it to 0")
   layers = keras.layers if stock_layers else recurrent
-  gate_matmuls = fast_path.gate_matmuls(config)
   x = regularizers.dropout(_rate(m, m.input_dropout), m.locked_dropout,
                            "embedding_dropout")(x)
   for i in range(m.num_layers):

@@ -6,7 +6,6 @@ from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import SPLITS
 from kerasrnn.data.corpus import load_corpus
 from kerasrnn.errors import UserError
-from kerasrnn.models import build_model
 from kerasrnn.training.callbacks import reset_states
 
 
@@ -25,7 +24,7 @@ def perplexity(model, dataset):
 
 def load_best_model(workdir, config, vocab_size, use_cudnn="auto"):
   """The model `config` describes, with the best checkpoint of `workdir`."""
-  model = build_model(config, vocab_size, use_cudnn=use_cudnn)
+  model = fast_path.build_model(config, vocab_size, use_cudnn=use_cudnn)
   wd.load_best(model, workdir)
   return model
 

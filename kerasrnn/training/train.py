@@ -13,7 +13,6 @@ from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
 from kerasrnn.data.corpus import load_corpus
 from kerasrnn.errors import UserError
-from kerasrnn.models import build_model
 from kerasrnn.models.parameters import model_parameters
 from kerasrnn.training import callbacks as cb
 from kerasrnn.training import distribute
@@ -129,7 +128,8 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
   if distribute.is_multi_worker(strategy):
     datasets = {s: distribute.shard_by_data(ds) for s, ds in datasets.items()}
   with strategy.scope():
-    model = compile_model(build_model(config, len(corpus.vocab)), config)
+    model = compile_model(fast_path.build_model(config, len(corpus.vocab)),
+                          config)
     initial_epoch = wd.restore_state(run_dir, model)
   if damaged_results and not initial_epoch:  # Finished, backup/ removed.
     initial_epoch = config.train.epochs
