@@ -37,17 +37,21 @@ class PtbText(tfds.core.GeneratorBasedBuilder):
                  "Tomas and others}, booktitle={Interspeech}, year={2010}}")
 
   def _split_generators(self, dl_manager):
-    try:
-      manual = dl_manager.manual_dir
-      paths = {s: manual / f for s, f in _FILES.items()}
-      if not all(os.path.exists(p) for p in paths.values()):
-        raise AssertionError("incomplete manual directory")
-    except (AssertionError, ValueError):
-      paths = dl_manager.download(
-          {s: download.PTB_URL + f for s, f in _FILES.items()})
+    paths = _manual_files(dl_manager) or dl_manager.download(
+        {s: download.PTB_URL + f for s, f in _FILES.items()})
     return {s: self._generate_examples(p) for s, p in paths.items()}
 
   def _generate_examples(self, path):
     with open(path, encoding="utf-8") as f:
       for i, line in enumerate(f):
         yield i, {"text": line.strip()}
+
+
+def _manual_files(dl_manager):
+  """{split: path} in TFDS's manual directory, or None if it lacks them."""
+  try:
+    manual = dl_manager.manual_dir
+  except (AssertionError, ValueError):  # TFDS's way of saying none is set.
+    return None
+  paths = {s: manual / f for s, f in _FILES.items()}
+  return paths if all(os.path.exists(p) for p in paths.values()) else None
