@@ -5,7 +5,6 @@ from TFDS's manual directory offline. One example per line: {'text': line}.
 kerasrnn reads it with `--config.data.source=tfds --config.data.tfds_name=
 ptb_text --config.data.tfds_splits=train,validation,test`.
 """
-import os
 
 import tensorflow_datasets as tfds
 
@@ -54,4 +53,5 @@ def _manual_files(dl_manager):
   except (AssertionError, ValueError):  # TFDS's way of saying none is set.
     return None
   paths = {s: manual / f for s, f in _FILES.items()}
-  return paths if all(os.path.exists(p) for p in paths.values()) else None
+  # Path.exists of TFDS's epath (not os.path: TFDS's builder tests forbid it).
+  return paths if all(p.exists() for p in paths.values()) else None
