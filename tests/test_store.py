@@ -92,6 +92,18 @@ def test_ids_are_uint16_until_the_vocabulary_needs_uint32(tmp_path):
         corpus.vocab.words.index("w0"), text.UNK_ID, text.EOS_ID]
 
 
+def test_one_block_may_bring_more_new_words_than_the_counts_held(tmp_path):
+  # 140,000 new words in the first block: more than twice the 65,536 counts
+  # the preparation starts with.
+  words = [f"w{i}" for i in range(140_000)]
+  d = write_corpus(tmp_path / "c", {
+      "train": [" ".join(words[i:i + 1000]) for i in range(0, 140_000, 1000)],
+      "valid": ["w139999 w0"], "test": ["w1"]})
+  corpus = load_corpus(_data(d))
+  assert len(corpus.vocab) == 140_003
+  assert corpus.splits["train"].num_tokens == 140_000 + 140
+
+
 def test_globs_lists_and_gzip_read_as_one_file(tmp_path, corpus_dir):
   whole = load_corpus(_data(corpus_dir))
   lines = open(os.path.join(corpus_dir, "ptb.train.txt"), "rb").readlines()

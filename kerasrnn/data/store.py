@@ -276,8 +276,9 @@ def _prepare_train(tmp, data, blocks):
   for distinct, index, lengths in _tokenised(blocks, data):
     ids = np.fromiter((provisional.setdefault(w, len(provisional) + reserved)
                        for w in distinct), np.int64, len(distinct))
-    if len(provisional) > len(counts):
-      counts = np.concatenate([counts, np.zeros_like(counts)])
+    if len(provisional) > len(counts):  # One block may add many new words.
+      counts = np.concatenate([counts, np.zeros(
+          max(len(counts), len(provisional) - len(counts)), np.int64)])
     counts[ids - reserved] += np.bincount(index, minlength=len(distinct))
     writer.add(ids[index], lengths)
   writer.close()
