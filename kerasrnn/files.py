@@ -29,11 +29,18 @@ _NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 class DamagedFile(UserError):
-  """A file kerasrnn wrote earlier that cannot be read back."""
+  """A file kerasrnn wrote earlier that cannot be read back.
+
+  Attributes:
+    path: the file.
+    problem: "<path> is damaged (<reason>)", the message without the fix,
+      for callers that recover and log what they recovered from.
+  """
 
   def __init__(self, path, reason, fix):
-    super().__init__(f"{path} is damaged ({reason}); {fix}")
     self.path = path
+    self.problem = f"{path} is damaged ({reason})"
+    super().__init__(f"{self.problem}; {fix}" if fix else self.problem)
 
 
 def _errno(error):
@@ -128,8 +135,8 @@ def _running(pid):
     os.kill(pid, 0)
   except ProcessLookupError:
     return False
-  except PermissionError:  # Another user's process.
-    return True
+  except PermissionError:  # Another user's process: running.
+    pass
   return True
 
 

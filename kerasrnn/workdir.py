@@ -342,7 +342,7 @@ def restore_state(workdir, model):
     try:
       files.load_weights(model, weights, "")
     except files.DamagedFile as e:
-      damaged.append(str(e).rstrip("; "))
+      damaged.append(e.problem)
       continue
     if damaged:
       logging.warning("%s: resuming from the state of epoch %d instead "
@@ -366,6 +366,6 @@ def _restore_history(workdir, epoch):
   except files.DamagedFile as e:
     if not os.path.exists(copy):
       raise
-    logging.warning("%s; restored it from %s", str(e).split(";")[0], copy)
+    logging.warning("%s; restored it from %s", e.problem, copy)
   files.write_text(path(workdir, "history.csv"),
                    files.read_text(copy, FIXES["history.csv"]))

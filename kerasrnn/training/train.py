@@ -91,17 +91,21 @@ def _previous_results(workdir):
     return wd.read_json(workdir, "results.json")
   except files.DamagedFile as e:
     logging.warning("%s; computing them again from the best checkpoint",
-                    str(e).split(";")[0])
+                    e.problem)
     return None
 
 
 def _stored_vocab(run_dir):
-  """The run's vocabulary, or None if vocab.txt must be built again."""
+  """The run's vocabulary, or None if vocab.txt must be built again (it is
+  missing or damaged; data.json then checks that the rebuilt one is it)."""
+  if not os.path.exists(wd.path(run_dir, "vocab.txt")):
+    logging.warning("%s has no vocab.txt; building it again from the "
+                    "training data", run_dir)
+    return None
   try:
     return wd.load_vocab(run_dir)
-  except UserError as e:  # Missing or damaged; data.json checks the rebuild.
-    logging.warning("%s; building it again from the training data",
-                    str(e).split(";")[0])
+  except files.DamagedFile as e:
+    logging.warning("%s; building it again from the training data", e.problem)
     return None
 
 
