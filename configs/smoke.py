@@ -5,7 +5,8 @@ Run:
 A 1x16 LSTM for 2 epochs on the first 5,000 tokens of each split; expect a
 few seconds and a perplexity of several hundred (it only proves the plumbing).
 Variant `smoke.py:sentence` uses sentence mode (masked, bucketed batches),
-`smoke.py:regularised` every regulariser of configs/modern.py.
+`smoke.py:regularised` every regulariser of configs/modern.py,
+`smoke.py:adaptive` an adaptive softmax (for corpora of over 100 words).
 """
 from kerasrnn import config as config_lib
 
@@ -28,4 +29,6 @@ def get_config(variant=None):
                       "model.word_dropout": 0.1, "model.weight_drop": 0.2,
                       "model.tie_embeddings": True, "model.embedding_size": 8,
                       "model.num_layers": 2, "train.ema_momentum": 0.9},
+      "adaptive": {"model.softmax": "adaptive",
+                   "model.adaptive_cutoffs": (20, 100)},
   })

@@ -14,6 +14,7 @@ from ml_collections import config_dict
 from kerasrnn.errors import UserError
 
 CELLS = ("lstm", "gru", "transformer")
+SOFTMAXES = ("full", "adaptive")
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("stream", "sentence")
 SOURCES = ("ptb", "text", "tfds")
@@ -81,6 +82,13 @@ def base_config():
   # Output layer = the embedding matrix. With embedding_size != hidden_size
   # the last recurrent layer gets embedding_size units (as in AWD-LSTM).
   model.tie_embeddings = False
+  # full | adaptive: an exact adaptive softmax for large vocabularies
+  # (Grave et al. 2017; kerasrnn/models/adaptive.py): the ids below the first
+  # cutoff in the head, each next range a cluster of its own, projected
+  # adaptive_factor times narrower than the previous one.
+  model.softmax = "full"
+  model.adaptive_cutoffs = ()  # e.g. (20000, 60000) for 267k words.
+  model.adaptive_factor = 4.0
   model.unroll = True  # Unrolled time loop: faster for short stream windows.
 
   c.train = train = ml_collections.ConfigDict()
@@ -122,6 +130,7 @@ def validate(config):
   choices = [("data.source", d.source, SOURCES), ("data.mode", d.mode, MODES),
              ("data.tokenizer", d.tokenizer, TOKENIZERS),
              ("model.cell", m.cell, CELLS),
+             ("model.softmax", m.softmax, SOFTMAXES),
              ("train.optimizer", t.optimizer, OPTIMIZERS),
              ("train.distribute", t.distribute, DISTRIBUTE)]
   for name, value, allowed in choices:
@@ -170,6 +179,19 @@ def validate(config):
     _check(not m.weight_drop,
            "config model.weight_drop is for recurrent kernels; "
            "model.cell=transformer has none: set it to 0")
+  if m.softmax == "adaptive":
+    _check(m.adaptive_cutoffs,
+           "config model.softmax=adaptive needs model.adaptive_cutoffs, the "
+           "first id of each tail cluster, e.g. (2000,) or (20000, 60000)")
+    _check(m.adaptive_factor >= 1,
+           f"config model.adaptive_factor={m.adaptive_factor} must be >= 1")
+    _check(not m.tie_embeddings,
+           "config model.tie_embeddings ties a full softmax to the embedding; "
+           "with model.softmax=adaptive set it to False")
+    _check(not t.jit_compile,
+           "config train.jit_compile=True cannot compile model.softmax="
+           "adaptive (each cluster has as many rows as the batch has targets "
+           "in it); leave train.jit_compile unset")
   _check(m.ffn_size >= 0, f"config model.ffn_size={m.ffn_size} must be >= 0")
   _check(t.distribute == "none" or d.mode == "sentence",
          f"config train.distribute={t.distribute!r} needs data.mode=sentence: "

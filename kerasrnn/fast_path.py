@@ -18,7 +18,8 @@ choice follows what was measured (docs/results.md#training-speed, the
   (they ran at native speed capped at AVX2 and even SSE4.2; session 9,
   benchmarks/isa_check.py), so only an XLA-off step is restricted.
 - Sentence mode: XLA off everywhere (every new batch shape would compile
-  anew, which measured slower).
+  anew, which measured slower); so is the adaptive softmax, whose clusters
+  take as many rows as each batch has targets in them.
 - A GPU: XLA on in stream mode (not measured here; the earlier default).
 
 Where XLA is off, kerasrnn's recurrent layers multiply by each gate's
@@ -81,6 +82,9 @@ def choose(config):
     return bool(config.train.jit_compile), "set by train.jit_compile"
   if config.data.mode != "stream":
     return False, ("sentence mode: each batch shape would compile anew")
+  if config.model.softmax == "adaptive":
+    return False, ("adaptive softmax: its clusters' sizes change with every "
+                   "batch, which XLA cannot compile")
   if tf.config.list_logical_devices("GPU"):
     return True, "stream mode on a GPU"
   name, flags = cpu()

@@ -140,7 +140,8 @@ def uninterrupted(corpus_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("when,variant,epochs_before", [
     ("mid_epoch", None, 1), ("after_training", None, 3),
-    ("mid_epoch", "sentence", 1), ("mid_epoch", "regularised", 1)])
+    ("mid_epoch", "sentence", 1), ("mid_epoch", "regularised", 1),
+    ("mid_epoch", "adaptive", 1)])
 def test_killed_run_resumes_where_it_stopped(corpus_dir, uninterrupted, tmp_path,
                                              when, variant, epochs_before):
   workdir = str(tmp_path / "run")

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from kerasrnn import compat
 from kerasrnn.errors import UserError
+from kerasrnn.models import adaptive
 from kerasrnn.models import recurrent
 from kerasrnn.models import regularizers
 from kerasrnn.models import transformer
@@ -36,18 +37,29 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
     super().__init__(*args, **kwargs)
     self.loss_tracker = MeanSequenceLoss()
     self.perplexity = Perplexity()
+    # The same layers up to the output layer's input (untracked: it holds
+    # no weights of its own), so that the steps can ask the output layer
+    # for the targets' NLL alone (an adaptive softmax never computes the
+    # full distribution in training).
+    self._hidden = _Untracked(keras.Model(
+        self.input, self.get_layer("logits").input, name="hidden_states"))
+
+  def target_nll(self, x, y, training=False):
+    """<float32>[batch, time] NLL of each target (0 at padding)."""
+    hidden = self._hidden.value(x, training=training)
+    return self.get_layer("logits").nll(hidden, y)
 
   @property
   def metrics(self):
     # Reset by fit/evaluate at each epoch; the logs are their results.
     return [self.loss_tracker, self.perplexity]
 
-  def _loss(self, y, y_pred, sample_weight):
+  def _loss(self, x, y, sample_weight, training):
     """The loss of this replica; updates the metrics."""
     if sample_weight is not None:
       raise ValueError("LanguageModel weights tokens by their targets "
                        "(0 = padding); it takes no sample_weight")
-    nll = token_nll(y, y_pred)
+    nll = self.target_nll(x, y, training=training)
     self.loss_tracker.update_state(nll)
     self.perplexity.update_from_nll(y, nll)
     # Under tf.distribute each replica returns its share of the global loss
@@ -65,7 +77,7 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
   def train_step(self, data):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
-      loss = self._loss(y, self(x, training=True), weights)
+      loss = self._loss(x, y, weights, training=True)
     gradients = replicas.clip_like_one_device(
         tape.gradient(loss, self.trainable_weights),
         self.optimizer.global_clipnorm)
@@ -74,7 +86,7 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
 
   def test_step(self, data):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
-    self._loss(y, self(x, training=False), weights)
+    self._loss(x, y, weights, training=False)
     return self._logs()
 
   def _logs(self):
@@ -82,6 +94,13 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
     if replicas.is_multi_worker(self.distribute_strategy):
       logs = {k: ops.reshape(v, [1]) for k, v in logs.items()}
     return logs
+
+
+class _Untracked:
+  """Holds a value out of sight of Keras's attribute tracking."""
+
+  def __init__(self, value):
+    self.value = value
 
 
 class Logits(keras.layers.Layer):
@@ -121,6 +140,10 @@ class Logits(keras.layers.Layer):
   def call(self, x):
     kernel = ops.transpose(self._tied_matrix()) if self.tied else self.kernel
     return ops.matmul(x, kernel) + self.bias
+
+  def nll(self, x, targets):
+    """<float32>[batch, time] NLL of each target (0 at padding)."""
+    return token_nll(targets, self(x))
 
   def get_config(self):
     # The tied embedding is a reference to another layer and is not
@@ -173,7 +196,9 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
 
   Returns:
     An uncompiled `LanguageModel` mapping <int32>[batch, time] ids to
-    <float32>[batch, time, vocab_size] logits.
+    <float32>[batch, time, vocab_size] logits (model.softmax=full) or
+    log-probabilities (adaptive: `kerasrnn.models.adaptive`), the layer
+    named "logits" either way.
   """
   m = config.model
   stream = config.data.mode == "stream"
@@ -193,9 +218,16 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
   else:
     x = _recurrent_layers(config, x, init, use_cudnn, stock_layers,
                           gate_matmuls)
-  logits = Logits(vocab_size, embedding if m.tie_embeddings else None,
-                  kernel_initializer=init(), bias_initializer=init() or "zeros",
-                  name="logits")(x)
+  if m.softmax == "adaptive":
+    output = adaptive.AdaptiveSoftmax(
+        vocab_size, m.adaptive_cutoffs, m.adaptive_factor,
+        kernel_initializer=init(), bias_initializer=init() or "zeros",
+        name="logits")
+  else:
+    output = Logits(vocab_size, embedding if m.tie_embeddings else None,
+                    kernel_initializer=init(),
+                    bias_initializer=init() or "zeros", name="logits")
+  logits = output(x)
   return LanguageModel(inputs, logits, name=f"{m.cell}_language_model")
 
 

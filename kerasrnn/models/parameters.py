@@ -12,6 +12,7 @@ and for a Transformer block of width d and feed-forward width f:
   + 4 d   two layer norms.
 """
 from kerasrnn.errors import UserError
+from kerasrnn.models import adaptive
 
 _GATES = {"lstm": 4, "gru": 3}
 
@@ -51,8 +52,7 @@ def model_parameters(model_config, vocab_size):
       counts[f"block_{i}"] = transformer_block_parameters(
           m.hidden_size, m.ffn_size or 4 * m.hidden_size)
     counts["final_norm"] = 2 * m.hidden_size
-    counts["logits"] = vocab_size + (0 if m.tie_embeddings
-                                     else m.hidden_size * vocab_size)
+    counts["logits"] = _output_parameters(m, m.hidden_size, vocab_size)
     return counts
   two_biases = m.cell == "gru" and m.gru_reset_after
   sizes = [m.hidden_size] * m.num_layers
@@ -61,6 +61,12 @@ def model_parameters(model_config, vocab_size):
   for i, units in enumerate(sizes):
     counts[f"{m.cell}_{i}"] = recurrent_parameters(
         m.cell, embedding if i == 0 else sizes[i - 1], units, two_biases)
-  counts["logits"] = vocab_size + (0 if m.tie_embeddings
-                                   else sizes[-1] * vocab_size)
+  counts["logits"] = _output_parameters(m, sizes[-1], vocab_size)
   return counts
+
+
+def _output_parameters(m, depth, vocab_size):
+  if m.get("softmax", "full") == "adaptive":
+    return adaptive.parameters(depth, vocab_size, m.adaptive_cutoffs,
+                               m.adaptive_factor)
+  return vocab_size + (0 if m.tie_embeddings else depth * vocab_size)
