@@ -21,13 +21,16 @@ same batches instead of training. --baseline also times stock Keras
 (Embedding -> LSTM/GRU -> Dense, SparseCategoricalCrossentropy, SGD with
 global clipping, stream mode) in the same process, for an in-run ratio.
 """
+import ast
 import json
 import os
+import resource
 import sys
 import time
 
 from absl import app
 from absl import flags
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -55,7 +58,14 @@ _WITHOUT = flags.DEFINE_multi_enum(
     "a plain Keras loss and metric (the softmax computed twice), "
     "hoisted_projection uses keras.layers.LSTM/GRU as they are.")
 _OVERRIDES = flags.DEFINE_multi_string(
-    "set", [], "Config overrides field=value, e.g. --set=train.jit_compile=True")
+    "set", [], "Config overrides field=value, e.g. --set=train.jit_compile=True "
+    "or --set=model.adaptive_cutoffs=(2000,6000)")
+_IDS = flags.DEFINE_enum(
+    "ids", "uniform", ["uniform", "zipf"],
+    "Stream mode's random ids: uniform over the vocabulary (as the PyTorch "
+    "reference), or ranked by a seeded Zipf law (word r has frequency ~1/r, "
+    "as benchmarks/scale.py's corpora and real text): what an adaptive "
+    "softmax's clusters see.")
 
 
 ISA_VARIABLES = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
@@ -85,9 +95,19 @@ def _config():
     config.data.dir = _DATA_DIR.value
   for item in _OVERRIDES.value:
     path, value = item.split("=", 1)
-    config_lib.override(config, {path: json.loads(value.lower() if value in (
-        "True", "False") else value)})
+    config_lib.override(config, {path: _value(value)})
   return config_lib.validate(config)
+
+
+def _value(text):
+  """A --set value: a Python literal (1, 0.5, True, (2000, 6000)), true or
+  false in any case, or else a string."""
+  if text.lower() in ("true", "false"):
+    return text.lower() == "true"
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
 
 
 def _stock_model(keras):
@@ -119,9 +139,15 @@ def _batches(config, tf):
       ds = tf.data.Dataset.from_generator(
           lambda: iter(batches), output_signature=ds.element_spec)
     return pipelines.prefetch(ds), len(corpus.vocab)
-  ids = tf.random.stateless_uniform(
-      [n, _BATCH.value, _STEPS_T.value + 1], seed=[0, 1], minval=1,
-      maxval=_VOCAB.value, dtype=tf.int32)
+  shape = [n, _BATCH.value, _STEPS_T.value + 1]
+  if _IDS.value == "zipf":  # Ids 3, 4, ... by frequency, as a vocabulary.
+    cdf = np.cumsum(1.0 / np.arange(1, _VOCAB.value - 2))
+    ranks = np.searchsorted(cdf / cdf[-1],
+                            np.random.default_rng(0).random(shape))
+    ids = tf.constant(3 + ranks, tf.int32)
+  else:
+    ids = tf.random.stateless_uniform(shape, seed=[0, 1], minval=1,
+                                      maxval=_VOCAB.value, dtype=tf.int32)
   ds = tf.data.Dataset.from_tensor_slices((ids[..., :-1], ids[..., 1:]))
   return pipelines.prefetch(ds), _VOCAB.value
 
@@ -179,6 +205,9 @@ def main(argv):
             "num_layers": config.model.num_layers,
             "batch_size": config.data.batch_size,
             "num_steps": config.data.num_steps, "mode": config.data.mode,
+            "vocab_size": vocab_size, "softmax": config.model.softmax,
+            "adaptive_cutoffs": list(config.model.adaptive_cutoffs),
+            "ids": _IDS.value,
             "parameters": model.count_params(), "evaluate": _EVALUATE.value,
             "jit_compile": fast_path.jit_compile(config),
             "without": _WITHOUT.value, "overrides": _OVERRIDES.value,
@@ -189,6 +218,9 @@ def main(argv):
     key = "" if name == "kerasrnn" else f"{name}_"
     result[f"{key}tokens_per_second"] = round(tokens / seconds, 1)
     result[f"{key}ms_per_step"] = round(1000 * seconds / _STEPS.value, 2)
+  # Peak resident memory of the whole process (model, batches, TensorFlow).
+  result["max_rss_mb"] = round(
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
   if _BASELINE.value:
     result["ratio_to_stock"] = round(result["tokens_per_second"] /
                                      result["stock_keras_tokens_per_second"], 3)

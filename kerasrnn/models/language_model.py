@@ -44,6 +44,14 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
     self._hidden = _Untracked(keras.Model(
         self.input, self.get_layer("logits").input, name="hidden_states"))
 
+  def compile(self, optimizer="rmsprop", **kwargs):
+    """Keras's compile; the optimizer's `global_clipnorm` moves to the train
+    step, which clips as one device would and keeps sparse gradients sparse
+    (`replicas.clip_like_one_device`)."""
+    optimizer = keras.optimizers.get(optimizer)
+    self.clip_norm, optimizer.global_clipnorm = optimizer.global_clipnorm, None
+    super().compile(optimizer=optimizer, **kwargs)
+
   def target_nll(self, x, y, training=False):
     """<float32>[batch, time] NLL of each target (0 at padding)."""
     hidden = self._hidden.value(x, training=training)
@@ -70,7 +78,8 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
 
   # The steps are Keras's TensorFlow steps, with three changes that only
   # matter under tf.distribute (on one device they compute the same):
-  # gradients are clipped as one device would clip them, the metrics are
+  # gradients are clipped as one device would clip them (by the model, which
+  # also keeps the embedding's gradient sparse), the metrics are
   # the global batch's (`GlobalRatio`), and the logs are [1]-shaped for
   # multi-worker strategies (Keras 3 reduces those logs along axis 0).
 
@@ -79,8 +88,7 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
     with tf.GradientTape() as tape:
       loss = self._loss(x, y, weights, training=True)
     gradients = replicas.clip_like_one_device(
-        tape.gradient(loss, self.trainable_weights),
-        self.optimizer.global_clipnorm)
+        tape.gradient(loss, self.trainable_weights), self.clip_norm)
     self.optimizer.apply(gradients, self.trainable_weights)
     return self._logs()
 

@@ -5,12 +5,14 @@
   sequence and feature, shared by every time step (`noise_shape`).
 - `Embedding(word_dropout=p)`: drops whole words: per batch, each word of the
   vocabulary is dropped (its vector zeroed wherever it occurs) with
-  probability p, the rest scaled by 1 / (1 - p).
+  probability p, the rest scaled by 1 / (1 - p). Its lookup reads only the
+  rows it needs (large vocabularies).
 - Weight drop (DropConnect on the recurrent kernel) lives in
   `kerasrnn.models.recurrent`, inside the time loop it changes.
 """
 import keras
 from keras import ops
+import tensorflow as tf
 
 
 def dropout(rate, locked, name):
@@ -35,7 +37,10 @@ class Embedding(keras.layers.Embedding):
       self.seed_generator = keras.random.SeedGenerator(seed)
 
   def call(self, inputs, training=None):
-    outputs = super().call(inputs)
+    # Gathered from the variable itself: Keras's `ops.take` would first read
+    # the whole matrix (a 214 MB copy per step at 267,735 x 200), and the
+    # gradient stays the gathered rows either way.
+    outputs = tf.gather(self.embeddings.value, ops.cast(inputs, "int32"))
     if not (training and self.word_dropout):
       return outputs
     keep = keras.random.dropout(ops.ones([self.input_dim], outputs.dtype),
