@@ -43,16 +43,19 @@ _SEED = 0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def write_corpus(directory, tokens, vocab, seed=_SEED):
+def write_corpus(directory, tokens, vocab, seed=_SEED, held_out=None):
   """train/valid/test.txt of a Zipf corpus: `tokens` words in train (and
-  tokens / 100, at most 1 M, in each of valid and test), seeded."""
+  `held_out`, default tokens / 100 at most 1 M, in each of valid and test),
+  seeded."""
   os.makedirs(directory, exist_ok=True)
   rng = np.random.default_rng(seed)
   cdf = np.cumsum(1.0 / np.arange(1, vocab + 1))
   cdf /= cdf[-1]
   words = np.array([f"w{i}".encode() for i in range(vocab)], object)
-  for split, n in (("train", tokens), ("valid", min(tokens // 100, 10**6)),
-                   ("test", min(tokens // 100, 10**6))):
+  if held_out is None:
+    held_out = min(tokens // 100, 10**6)
+  for split, n in (("train", tokens), ("valid", held_out),
+                   ("test", held_out)):
     with open(os.path.join(directory, f"{split}.txt"), "wb") as f:
       left = n
       while left > 0:

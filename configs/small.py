@@ -3,7 +3,9 @@ r"""Zaremba et al. (2014) 'small': 2x200 LSTM, no dropout, on PTB, stream mode.
 Run:
   kerasrnn-train --config=configs/small.py --workdir=runs/small
 Expected on a 2-core CPU: see docs/results.md (13 epochs; test perplexity
-<= 115, paper 114.5). Variant `small.py:gru` swaps the cell for a GRU.
+<= 115, paper 114.5). Variant `small.py:gru` swaps the cell for a GRU,
+`small.py:adaptive` the full softmax for an adaptive one (the 2,000 most
+frequent words in the head, the rest in one cluster of 50 dimensions).
 """
 from kerasrnn import config as config_lib
 
@@ -24,4 +26,7 @@ def get_config(variant=None):
   c.train.decay_after = 4
   c.train.decay = 2.0
   c.train.clip_norm = 5.0
-  return config_lib.apply_variant(c, variant, {"gru": {"model.cell": "gru"}})
+  return config_lib.apply_variant(c, variant, {
+      "gru": {"model.cell": "gru"},
+      "adaptive": {"model.softmax": "adaptive",
+                   "model.adaptive_cutoffs": (2000,)}})

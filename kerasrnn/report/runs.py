@@ -64,7 +64,8 @@ class Run:
     params = model_parameters(ml_collections.ConfigDict(m), self.vocab_size)
     return {
         "run": self.name,
-        "model": f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}",
+        "model": f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}"
+                 + (" adaptive" if m.get("softmax") == "adaptive" else ""),
         "dropout": m["dropout"], "optimizer": t["optimizer"],
         "learning_rate": t["learning_rate"],
         "parameters": sum(params.values()),
