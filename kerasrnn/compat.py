@@ -1,9 +1,11 @@
 """Every use of Keras internals, behind one version check.
 
-kerasrnn's fast path uses three things Keras does not export: its masked
-time loop (`keras.src.backend.rnn`), the `inner_loop` hook of its LSTM/GRU
-layers (`kerasrnn.models.recurrent`), and a data-free symbolic build under a
-distribution strategy (`SymbolicBuildWithoutData`). They are used only on
+kerasrnn's fast path uses four things Keras does not export: its masked
+time loop (`keras.src.backend.rnn`), the `inner_loop` and state-variable
+hooks of its LSTM/GRU layers (`kerasrnn.models.recurrent`: replica-local
+states in distributed stream mode), the tracking switch those states need,
+and a data-free symbolic build under a distribution strategy
+(`SymbolicBuildWithoutData`). They are used only on
 the Keras versions CI tests (`TESTED_KERAS`, the range in setup.cfg). On any
 other version, or with KERASRNN_KERAS_INTERNALS=0, kerasrnn logs one warning
 and takes the public path: the stock `keras.layers.LSTM`/`GRU` (same weights,
@@ -48,6 +50,13 @@ def internals_enabled():
                "using the stock Keras layers and build (same results, slower)")
     return False
   return True
+
+
+def no_tracking(method):
+  """Keras's decorator that keeps a method's attributes out of its layer
+  tracking (as Keras's own recurrent state variables are)."""
+  from keras.src.utils import tracking  # pylint: disable=g-import-not-at-top
+  return tracking.no_automatic_dependency_tracking(method)
 
 
 def rnn(*args, **kwargs):

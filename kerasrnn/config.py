@@ -112,8 +112,8 @@ def base_config():
   # under train.distribute (see kerasrnn/fast_path.py).
   train.steps_per_execution = 32
   train.verbose = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line/epoch.
-  # none | mirrored (this machine's GPUs) | multi_worker (TF_CONFIG);
-  # sentence mode only. See kerasrnn.training.distribute.
+  # none | mirrored (this machine's GPUs) | multi_worker (TF_CONFIG). See
+  # kerasrnn.training.distribute.
   train.distribute = "none"
   train.seed = 0
   return c
@@ -193,10 +193,6 @@ def validate(config):
            "adaptive (each cluster has as many rows as the batch has targets "
            "in it); leave train.jit_compile unset")
   _check(m.ffn_size >= 0, f"config model.ffn_size={m.ffn_size} must be >= 0")
-  _check(t.distribute == "none" or d.mode == "sentence",
-         f"config train.distribute={t.distribute!r} needs data.mode=sentence: "
-         "stream mode's stateful layers keep one state row per row of the "
-         "global batch, which replicas cannot split")
   _check(t.distribute == "none" or not t.jit_compile,
          f"config train.jit_compile=True is not supported with "
          f"train.distribute={t.distribute!r}; leave train.jit_compile unset")

@@ -80,6 +80,9 @@ def choose(config):
   """(jit_compile, reason) for this config on this machine."""
   if config.train.jit_compile is not None:
     return bool(config.train.jit_compile), "set by train.jit_compile"
+  if config.train.distribute != "none":
+    return False, (f"train.distribute={config.train.distribute}: Keras's "
+                   "XLA steps cannot read the replicas' variables")
   if config.data.mode != "stream":
     return False, ("sentence mode: each batch shape would compile anew")
   if config.model.softmax == "adaptive":

@@ -315,7 +315,14 @@ def save_state(workdir, model, epoch):
       os.remove(path(directory, name))
 
 
-def restore_state(workdir, model):
+def state_epochs(workdir):
+  """The epochs of the resume states in a run's backup/, oldest first."""
+  directory = path(workdir, BACKUP)
+  return sorted(set(_state_epochs(directory)) | {
+      e for e, _ in compat.keras_backup_state(directory)})
+
+
+def restore_state(workdir, model, at_most=None):
   """Loads the newest readable resume state into `model`; returns its epoch.
 
   A damaged state is passed over for the one before it (its epoch is then
@@ -325,6 +332,8 @@ def restore_state(workdir, model):
   Args:
     workdir: the run's directory.
     model: the compiled model, built.
+    at_most: only states of this epoch or earlier (a multi-worker run
+      resumes where every worker has a state); None = any.
 
   Returns:
     The number of epochs the state holds (0: no state, train from the start).
@@ -333,6 +342,8 @@ def restore_state(workdir, model):
   states = [(e, path(directory, f"epoch-{e}.weights.h5"))
             for e in reversed(_state_epochs(directory))]
   states += compat.keras_backup_state(directory)
+  if at_most is not None:
+    states = [(e, weights) for e, weights in states if e <= at_most]
   if not states:
     return 0
   if not model.optimizer.built:

@@ -3,16 +3,19 @@
 The distributed runs are subprocesses (a strategy's devices and collectives
 are fixed when TensorFlow starts): `mirrored` over 2 logical CPU devices, and
 `multi_worker` as two worker processes on 127.0.0.1. Each trains the smoke
-config's sentence variant on a corpus the tests write and is compared with
-the same config trained in this process on one device.
+config (stream mode, and its sentence variant) on a corpus the tests write
+and is compared with the same config trained in this process on one device.
 """
 import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
+import types
 
+import keras
 import numpy as np
 import pytest
 
@@ -23,6 +26,7 @@ from kerasrnn.errors import UserError
 from kerasrnn.training import distribute
 from kerasrnn.training import evaluation
 from kerasrnn.training import train
+from kerasrnn.training.callbacks import reset_states
 
 pytestmark = pytest.mark.slow  # Multi-process and multi-device runs.
 
@@ -33,10 +37,10 @@ def _train(*args):
   return [sys.executable, "-m", "kerasrnn.cli.train", *args]
 
 
-def _train_args(data_dir, workdir, *overrides):
-  return [f"--config={ROOT}/configs/smoke.py:sentence",
-          f"--config.data.dir={data_dir}", f"--workdir={workdir}",
-          *overrides]
+def _train_args(data_dir, workdir, *overrides, variant="sentence"):
+  config = f"{ROOT}/configs/smoke.py" + (f":{variant}" if variant else "")
+  return [f"--config={config}", f"--config.data.dir={data_dir}",
+          f"--workdir={workdir}", *overrides]
 
 
 def _start_workers(args, logs):
@@ -72,12 +76,32 @@ def _results(workdir):
     return json.load(f)
 
 
+class _ResetEveryBatch(keras.callbacks.Callback):
+  """What a broken distributed stream would do: forget the state."""
+
+  def on_train_batch_begin(self, batch, logs=None):
+    reset_states(self.model)
+
+
 @pytest.fixture(scope="module")
 def one_device(corpus_dir, tmp_path_factory):
-  """The smoke sentence config trained on one device (the reference)."""
-  workdir = str(tmp_path_factory.mktemp("one_device"))
-  train.train_and_evaluate(smoke_config(corpus_dir, "sentence"), workdir)
-  return workdir
+  """variant -> the smoke config trained on one device (the reference);
+  "stream_reset" is stream mode with the state reset before every batch."""
+  runs = {}
+
+  def run(variant):
+    if variant not in runs:
+      workdir = str(tmp_path_factory.mktemp("one_device"))
+      if variant == "stream_reset":
+        config = smoke_config(corpus_dir, None,
+                              {"train.steps_per_execution": 1})
+        train.train_and_evaluate(config, workdir, [_ResetEveryBatch()])
+      else:
+        train.train_and_evaluate(smoke_config(corpus_dir, variant), workdir)
+      runs[variant] = workdir
+    return runs[variant]
+
+  return run
 
 
 def _assert_trains_like_one_device(workdir, one_device):
@@ -104,87 +128,161 @@ def _assert_trains_like_one_device(workdir, one_device):
     assert one["target_tokens"] == results[f"{split}_tokens"]
 
 
-def test_mirrored_trains_like_one_device(corpus_dir, tmp_path, one_device):
+def _assert_state_was_carried(workdir, one_device):
+  """Stream mode: the run is far from one that forgets the state at every
+  batch (so the 1e-5 agreement above could not hold for a run that resets
+  or mixes the rows' states)."""
+  reset = evaluation.best_weight_values(one_device("stream_reset"))
+  weights = evaluation.best_weight_values(workdir)
+  assert max(np.abs(weights[k] - reset[k]).max() for k in reset) > 1e-3
+  assert _results(workdir)["valid_perplexity"] != pytest.approx(
+      _results(one_device("stream_reset"))["valid_perplexity"], rel=1e-3)
+
+
+@pytest.mark.parametrize("variant", ["sentence", None])
+def test_mirrored_trains_like_one_device(corpus_dir, tmp_path, one_device,
+                                         variant):
   workdir = str(tmp_path / "mirrored")
   run = subprocess.run(
       _train(*_train_args(corpus_dir, workdir, "--cpu_devices=2",
-                          "--config.train.distribute=mirrored")),
+                          "--config.train.distribute=mirrored",
+                          variant=variant)),
       capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
   assert run.returncode == 0, run.stderr[-3000:]
   assert "num_devices = 2" in run.stderr  # Really 2 replicas.
-  _assert_trains_like_one_device(workdir, one_device)
+  _assert_trains_like_one_device(workdir, one_device(variant))
+  if variant is None:
+    _assert_state_was_carried(workdir, one_device)
 
 
-def test_multi_worker_trains_like_one_device(corpus_dir, tmp_path, one_device):
+@pytest.mark.parametrize("variant", ["sentence", None])
+def test_multi_worker_trains_like_one_device(corpus_dir, tmp_path, one_device,
+                                             variant):
   workdir = str(tmp_path / "multi_worker")
-  codes, logs = _run_workers(_train_args(corpus_dir, workdir), tmp_path, "w")
+  codes, logs = _run_workers(_train_args(corpus_dir, workdir, variant=variant),
+                             tmp_path, "w")
   assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
   assert all("group_size = 2" in log for log in logs)  # Really 2 workers.
   # The chief wrote the run; the other worker's own directory is gone.
   assert sorted(os.listdir(workdir)) == [
       "checkpoints", "config.json", "data.json", "history.csv",
       "results.json", "tensorboard", "vocab.txt"]
-  _assert_trains_like_one_device(workdir, one_device)
+  _assert_trains_like_one_device(workdir, one_device(variant))
+  if variant is None:
+    _assert_state_was_carried(workdir, one_device)
 
 
-def test_multi_worker_run_resumes_after_a_worker_is_killed(corpus_dir, tmp_path):
-  workdir = str(tmp_path / "killed")
-  args = _train_args(corpus_dir, workdir, "--config.train.epochs=3")
-  with open(tmp_path / "first0.log", "w+") as log0, \
-       open(tmp_path / "first1.log", "w+") as log1:
-    chief, other = _start_workers(args, [log0, log1])
+_DYING_WORKER = textwrap.dedent("""
+    import json, os, signal, sys, time
+    import keras
+    sys.path.insert(0, {root!r})
+    from configs import smoke
+    from kerasrnn.errors import UserError
+    from kerasrnn.training import train
+
+    TASK = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    WORKDIR, POINT, VICTIM = {workdir!r}, {point!r}, {victim!r}
+    STATE = "backup/epoch-2.weights.h5"
+    MINE, OTHER = [os.path.join(WORKDIR, d, STATE)
+                   for d in (("", "workers/1") if TASK == 0 else
+                             ("workers/1", ""))]
+
+    def die_when(path):
+      while not os.path.exists(path):
+        time.sleep(0.05)
+      os.kill(os.getpid(), signal.SIGKILL)
+
+    class Die(keras.callbacks.Callback):
+      # Runs after kerasrnn's callbacks: on_epoch_end after this worker's
+      # own save; on_test_end (validation) before any of its epoch's saves.
+      def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+      def on_train_batch_end(self, batch, logs=None):
+        if POINT == "mid_epoch" and self.epoch == 2 and batch == 3:
+          os.kill(os.getpid(), signal.SIGKILL)
+      def on_test_end(self, logs=None):
+        if POINT == "before_own_save" and self.epoch == 2:
+          die_when(OTHER)  # The other worker has saved epoch 2; this not.
+      def on_epoch_end(self, epoch, logs=None):
+        if POINT == "after_both_saves" and self.epoch == 2:
+          die_when(OTHER)
+
+    config = smoke.get_config()
+    config.data.dir = {data!r}
+    config.train.epochs = 3
+    config.train.distribute = "multi_worker"
+    config.train.eval_test_every_epoch = False  # No collectives after saves.
     try:
-      # Each worker saves its own state (backup/epoch-1.weights.h5): kill
-      # when both have saved epoch 1
-      # (a worker killed between the two saves would resume one epoch behind
-      # the chief: see the note in README, 'Training on several machines').
-      saved = [os.path.join(workdir, d, "backup/epoch-1.weights.h5")
-               for d in ("", "workers/1")]
-      deadline = time.time() + TIMEOUT
-      while (not all(map(os.path.exists, saved)) and time.time() < deadline
-             and chief.poll() is None and other.poll() is None):
-        time.sleep(0.1)
-      assert all(map(os.path.exists, saved)), (
-          "no epoch finished in time: " + _read(log0)[-3000:])
-      other.send_signal(signal.SIGKILL)
-      other.wait(timeout=30)
-      code = chief.wait(timeout=120)  # Heartbeats notice within seconds.
-    finally:
-      chief.kill()
-      other.kill()
-    chief_log = _read(log0)
-  assert code == 2, chief_log[-3000:]
-  last_line = chief_log.strip().splitlines()[-1]
+      train.train_and_evaluate(config, WORKDIR,
+                               [Die()] if TASK == VICTIM else [])
+    except UserError as e:  # As kerasrnn-train ends.
+      print(f"error: {{e}}", flush=True)
+      os._exit(2)
+""")
+
+
+@pytest.mark.parametrize("point,victim,resumed_after", [
+    ("mid_epoch", 1, 1),          # Before either save of epoch 2.
+    ("before_own_save", 1, 1),    # The chief saved epoch 2, worker 1 not.
+    ("before_own_save", 0, 1),    # Worker 1 saved epoch 2, the chief not.
+    ("after_both_saves", 1, 2),   # Both saved epoch 2.
+])
+def test_multi_worker_run_resumes_after_a_worker_dies(
+    corpus_dir, tmp_path, point, victim, resumed_after):
+  workdir = str(tmp_path / "killed")
+  script = _DYING_WORKER.format(root=ROOT, workdir=workdir, point=point,
+                                victim=victim, data=corpus_dir)
+  logs = [open(tmp_path / f"first{i}.log", "w+") for i in range(2)]
+  workers = [subprocess.Popen(
+      [sys.executable, "-c", script], env=dict(os.environ, TF_CONFIG=config),
+      stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+             for config, log in zip(distribute.local_cluster(2), logs)]
+  try:
+    codes = [w.wait(timeout=TIMEOUT) for w in workers]
+  finally:
+    for w in workers:
+      w.kill()
+  texts = [_read(log) for log in logs]
+  survivor = 1 - victim
+  assert codes[victim] == -signal.SIGKILL, texts[victim][-3000:]
+  assert codes[survivor] == 2, texts[survivor][-3000:]
+  last_line = texts[survivor].strip().splitlines()[-1]
   assert last_line.startswith("error: multi-worker training lost "
-                              "/job:worker/replica:0/task:1; restart every "
-                              "worker"), last_line
+                              f"/job:worker/replica:0/task:{victim}; restart "
+                              "every worker"), last_line
   assert not os.path.exists(os.path.join(workdir, "results.json"))
   with open(os.path.join(workdir, "history.csv"), encoding="utf-8") as f:
     before = f.read().splitlines()
-  done = len(before) - 1
-  assert 1 <= done < 3
 
+  args = _train_args(corpus_dir, workdir, "--config.train.epochs=3",
+                     "--config.train.eval_test_every_epoch=False",
+                     variant=None)
   codes, logs = _run_workers(args, tmp_path, "again")
   assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
-  for log in logs:
-    assert f"after epoch {done}" in log
+  for log in logs:  # Both from the last epoch both had saved.
+    assert f"after epoch {resumed_after}" in log
   with open(os.path.join(workdir, "history.csv"), encoding="utf-8") as f:
     after = f.read().splitlines()
-  # Epochs 1..3 once each; those done before the kill were not redone.
+  # Epochs 1..3 once each; those before the shared state were not redone.
   assert [row.split(",")[0] for row in after[1:]] == ["1", "2", "3"]
-  assert after[:len(before)] == before
+  assert after[:resumed_after + 1] == before[:resumed_after + 1]
   assert _results(workdir)["epochs"] == 3
   assert not os.path.exists(os.path.join(workdir, "workers"))
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"train.distribute": "mirrored"}, "needs data.mode=sentence"),
-    ({"train.distribute": "multi_worker", "data.mode": "sentence",
-      "train.jit_compile": True}, "jit_compile=True is not supported"),
-])
-def test_unsupported_layouts_are_refused(overrides, message):
-  with pytest.raises(UserError, match=message):
-    config_lib.validate(smoke_config("", overrides=overrides))
+def test_jit_compile_is_refused():
+  with pytest.raises(UserError, match="jit_compile=True is not supported"):
+    config_lib.validate(smoke_config("", overrides={
+        "train.distribute": "multi_worker", "train.jit_compile": True}))
+
+
+def test_stream_batch_must_split_evenly():
+  three = types.SimpleNamespace(num_replicas_in_sync=3)
+  assert distribute.replica_batch_size(three, 12) == 4
+  with pytest.raises(UserError, match="batch_size=10 must be a multiple of "
+                     "the 3 replicas") as error:
+    distribute.replica_batch_size(three, 10)
+  assert "\n" not in str(error.value)
 
 
 def test_local_cluster_names_free_ports():

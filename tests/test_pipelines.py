@@ -42,6 +42,17 @@ def test_stream_rows_are_contiguous_and_targets_shift_by_one(tiny):
     np.testing.assert_array_equal(y, y_read)
 
 
+@pytest.mark.parametrize("first,count", [(0, 2), (2, 2), (1, 3), (3, 1)])
+def test_a_replicas_rows_are_those_rows_of_the_batch(tiny, first, count):
+  _, corpus = tiny
+  split = corpus.splits["train"]
+  for w in range(pipelines.stream_layout(split, 4, 3)[1]):
+    whole = pipelines.stream_window(split, 4, 3, w)
+    part = pipelines.stream_window(split, 4, 3, w, rows=(first, count))
+    for a, b in zip(part, whole):
+      np.testing.assert_array_equal(a, b[first:first + count])
+
+
 def test_stream_dataset_has_fixed_batch_shape(tiny):
   config, corpus = tiny
   config.data.batch_size, config.data.num_steps = 2, 5

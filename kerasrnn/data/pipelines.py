@@ -31,27 +31,36 @@ def stream_layout(split, batch_size, num_steps):
   return row_len, -(-row_len // num_steps)
 
 
-def stream_window(split, batch_size, num_steps, window):
+def stream_window(split, batch_size, num_steps, window, rows=None):
   """(inputs, targets) <int32>[batch_size, num_steps] of one window.
 
   Row r of the stream is tokens [r * row_len, (r + 1) * row_len); a target's
   input is the token before it (<eos> before the first). The last window is
   padded with 0. Reads only the window's tokens (the ids may be a memory
   map of the token store).
+
+  Args:
+    rows: (first, count): only rows [first, first + count) of the batch
+      (one replica's share of it under tf.distribute); None = all.
   """
+  first, count = rows or (0, batch_size)
   row_len, _ = stream_layout(split, batch_size, num_steps)
-  rows = split.ids[:batch_size * row_len].reshape(batch_size, row_len)
+  ids = split.ids[first * row_len:(first + count) * row_len].reshape(
+      count, row_len)
   start = window * num_steps
   length = min(num_steps, row_len - start)
-  inputs = np.zeros((batch_size, num_steps), np.int32)
-  targets = np.zeros((batch_size, num_steps), np.int32)
-  targets[:, :length] = rows[:, start:start + length]
+  inputs = np.zeros((count, num_steps), np.int32)
+  targets = np.zeros((count, num_steps), np.int32)
+  targets[:, :length] = ids[:, start:start + length]
   if start:
-    inputs[:, :length] = rows[:, start - 1:start + length - 1]
+    inputs[:, :length] = ids[:, start - 1:start + length - 1]
   else:
-    inputs[:, 1:length] = rows[:, :length - 1]
-    inputs[0, 0] = text.EOS_ID
-    inputs[1:, 0] = rows[:-1, -1]
+    inputs[:, 1:length] = ids[:, :length - 1]
+    # Each row goes on from the previous row's last token; the first row
+    # starts after <eos>.
+    before = np.arange(first, first + count) * row_len - 1
+    inputs[:, 0] = split.ids[np.maximum(before, 0)]
+    inputs[before < 0, 0] = text.EOS_ID
   return inputs, targets
 
 
@@ -91,7 +100,7 @@ def bucket_boundaries(lengths, num_buckets):
 
 
 def make_dataset(data, corpus, split, training=False, batch_size=None,
-                 epoch=0):
+                 epoch=0, rows=None):
   """Builds the tf.data pipeline of one split for the configured mode.
 
   Args:
@@ -105,6 +114,8 @@ def make_dataset(data, corpus, split, training=False, batch_size=None,
       iterated. The order is a function of (data.seed, epoch) alone, so a
       resumed run sees the orders an uninterrupted one sees, and every
       worker of a distributed run the same.
+    rows: stream mode: (first, count), only these rows of each batch
+      (`stream_window`).
 
   Returns:
     A `tf.data.Dataset` of (inputs, targets) <int32>[batch, time].
@@ -115,10 +126,10 @@ def make_dataset(data, corpus, split, training=False, batch_size=None,
   split_ids = corpus.splits[split]
   if data.mode == "stream":
     _, windows = stream_layout(split_ids, batch_size, data.num_steps)
-    shape = (batch_size, data.num_steps)
+    shape = ((rows or (0, batch_size))[1], data.num_steps)
     ds = tf.data.Dataset.range(windows).map(
-        lambda i: _numpy(lambda w: stream_window(split_ids, batch_size,
-                                                 data.num_steps, w), [i],
+        lambda i: _numpy(lambda w: stream_window(
+            split_ids, batch_size, data.num_steps, w, rows), [i],
                          [shape, shape]))
     return prefetch(ds.apply(tf.data.experimental.assert_cardinality(windows)))
   pieces = sentence_pieces(split_ids, data.max_length)

@@ -70,6 +70,28 @@ class _Options:
     if weight_drop:
       self.weight_drop_seed = keras.random.SeedGenerator(seed)
 
+  @compat.no_tracking
+  def _create_state_variables(self, batch_size):
+    """Stateful layers: under a tf.distribute strategy, each replica keeps
+    the state of its own rows (replica-local variables of its batch size);
+    on one device, Keras's own state variables."""
+    if not tf.distribute.has_strategy():
+      return super()._create_state_variables(batch_size)
+    self.states = [
+        tf.Variable(ops.convert_to_tensor(value), trainable=False,
+                    name="rnn_state",
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.MEAN)
+        for value in tf.nest.flatten(self.get_initial_state(batch_size))]
+    return None
+
+  def reset_state(self):
+    if self.states is None or isinstance(self.states[0], keras.Variable):
+      return super().reset_state()
+    for state in self.states:  # Every replica's copy.
+      state.assign(tf.zeros(state.shape, state.dtype))
+    return None
+
   def recurrent_kernel_for(self, training):
     kernel = self.cell.recurrent_kernel
     if training and self.weight_drop:

@@ -8,7 +8,12 @@
 
 Keras's `fit` runs the steps; the model's own steps keep them exact
 (`kerasrnn.models.replicas`). This module makes the strategy, finds this
-worker's role and shards the input.
+worker's role and shards the input: in sentence mode every worker reads the
+whole pipeline and keeps its part of each batch (`shard_by_data`); in
+stream mode each replica always gets the same rows of the batch, whose
+recurrent state it keeps (replica-local variables,
+`kerasrnn.models.recurrent`), and each worker reads only its replicas' rows
+(`stream_dataset`).
 """
 import contextlib
 import json
@@ -18,6 +23,7 @@ import socket
 
 import tensorflow as tf
 
+from kerasrnn.data import pipelines
 from kerasrnn.errors import UserError
 from kerasrnn.models.replicas import is_multi_worker
 
@@ -89,13 +95,51 @@ def task(strategy):
   return chief, resolver.task_id
 
 
+def _gather(strategy, values):
+  """Every worker's int `values` (same length): <int64>[workers, len]."""
+  gathered = strategy.run(lambda v: tf.distribute.get_replica_context(
+  ).all_gather(v[None], axis=0), args=(tf.constant(values, tf.int64),))
+  return strategy.experimental_local_results(gathered)[0].numpy()
+
+
+def common_epoch(strategy, epochs):
+  """The newest epoch whose resume state every worker holds (0: none).
+
+  A worker lost between its own save and another's leaves the workers with
+  different newest states; all resume from the last one they share.
+  Args: `epochs`, this worker's (`workdir.state_epochs`).
+  """
+  if not is_multi_worker(strategy):
+    return max(epochs, default=0)
+  width = 8  # Two states are kept; room for more.
+  mine = ([0] * width + sorted(epochs))[-width:]
+  rows = _gather(strategy, mine)
+  shared = set.intersection(*(set(row.tolist()) for row in rows)) - {0}
+  return max(shared, default=0)
+
+
+def check_same_epoch(strategy, epoch):
+  """A one-line error unless every worker resumes after the same epoch
+  (possible only if a shared state was damaged on one of them)."""
+  if not is_multi_worker(strategy):
+    return
+  epochs = sorted({int(e) for e in _gather(strategy, [epoch])[:, 0]})
+  if len(epochs) > 1:
+    raise UserError(
+        f"the workers' resume states hold different epochs ({epochs}), one "
+        "of them damaged; delete every worker's backup/ (the chief's in the "
+        "workdir, the others' in workdir/workers/N) to train again from "
+        "epoch 1")
+
+
 @contextlib.contextmanager
 def lost_workers_reported(strategy):
   """Turns a multi-worker run's lost peer into one line saying how to resume.
 
   When a worker dies, the others' collective ops fail (TensorFlow's
   heartbeats notice within seconds); the cluster is then restarted as a
-  whole and each worker resumes from its own last resume state (backup/).
+  whole and every worker resumes after the last epoch all of them saved a
+  resume state of (`common_epoch`).
   """
   try:
     yield
@@ -122,3 +166,39 @@ def shard_by_data(dataset):
   options.experimental_distribute.auto_shard_policy = (
       tf.data.experimental.AutoShardPolicy.DATA)
   return dataset.with_options(options)
+
+
+def replica_batch_size(strategy, batch_size):
+  """Rows per replica of a stream-mode batch; a one-line error unless the
+  replicas split it evenly."""
+  n = strategy.num_replicas_in_sync
+  if batch_size % n:
+    raise UserError(f"config data.batch_size={batch_size} must be a multiple "
+                    f"of the {n} replicas of train.distribute in stream mode "
+                    "(each replica keeps the state of its own rows)")
+  return batch_size // n
+
+
+def stream_dataset(strategy, data, corpus, split):
+  """A stream-mode split as a distributed dataset: replica i gets rows
+  [i b, (i + 1) b) of every batch (b = batch_size / replicas), always.
+
+  Each worker's pipeline reads its own replicas' rows only; its local
+  replicas take its elements in turn (`tf.distribute`'s round robin), so
+  element j of a window is the rows of its j-th local replica.
+  """
+  rows = replica_batch_size(strategy, data.batch_size)
+
+  def dataset_fn(context):
+    local = strategy.num_replicas_in_sync // context.num_input_pipelines
+    first = context.input_pipeline_id * local
+    parts = [pipelines.make_dataset(data, corpus, split,
+                                     rows=((first + j) * rows, rows))
+             for j in range(local)]
+    windows = int(parts[0].cardinality())
+    ds = tf.data.Dataset.zip(tuple(parts)).flat_map(
+        lambda *batches: tf.data.Dataset.from_tensor_slices(
+            tuple(tf.stack(side) for side in zip(*batches))))
+    return ds.apply(tf.data.experimental.assert_cardinality(windows * local))
+
+  return strategy.distribute_datasets_from_function(dataset_fn)

@@ -126,15 +126,26 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
   if finished:  # Only vocab.txt was missing or damaged.
     return finished
   epoch = pipelines.epoch_variable()
-  datasets = {s: pipelines.make_dataset(config.data, corpus, s,
-                                        training=(s == "train"), epoch=epoch)
-              for s in corpus.splits}
-  if distribute.is_multi_worker(strategy):
-    datasets = {s: distribute.shard_by_data(ds) for s, ds in datasets.items()}
+  batch_size = None  # The config's.
+  if config.data.mode == "stream" and strategy.num_replicas_in_sync > 1:
+    batch_size = distribute.replica_batch_size(strategy, config.data.batch_size)
+    datasets = {s: distribute.stream_dataset(strategy, config.data, corpus, s)
+                for s in corpus.splits}
+  else:
+    datasets = {s: pipelines.make_dataset(config.data, corpus, s,
+                                          training=(s == "train"), epoch=epoch)
+                for s in corpus.splits}
+    if distribute.is_multi_worker(strategy):
+      datasets = {s: distribute.shard_by_data(ds)
+                  for s, ds in datasets.items()}
   with strategy.scope():
-    model = compile_model(fast_path.build_model(config, len(corpus.vocab)),
-                          config)
-    initial_epoch = wd.restore_state(run_dir, model)
+    model = compile_model(fast_path.build_model(
+        config, len(corpus.vocab), batch_size=batch_size), config)
+    # Where every worker has a state (a worker may have died between its
+    # own save and another's).
+    shared = distribute.common_epoch(strategy, wd.state_epochs(run_dir))
+    initial_epoch = wd.restore_state(run_dir, model, at_most=shared)
+    distribute.check_same_epoch(strategy, initial_epoch)
   if damaged_results and not initial_epoch:  # Finished, backup/ removed.
     initial_epoch = config.train.epochs
   if resumed:
