@@ -37,6 +37,12 @@ def _warn_once(message):
   logging.warning(message)
 
 
+def fit_takes_datasets_from_function():
+  """Whether `fit` takes `strategy.distribute_datasets_from_function`'s
+  datasets: Keras 3.9 and later (keras-team/keras#20829)."""
+  return keras_version() >= (3, 9)
+
+
 def internals_enabled():
   """Whether the fast path may use Keras internals on this installation."""
   if os.environ.get(ENV_SWITCH, "1") == "0":

@@ -23,6 +23,7 @@ import socket
 
 import tensorflow as tf
 
+from kerasrnn import compat
 from kerasrnn.data import pipelines
 from kerasrnn.errors import UserError
 from kerasrnn.models.replicas import is_multi_worker
@@ -185,9 +186,16 @@ def stream_dataset(strategy, data, corpus, split):
 
   Each worker's pipeline reads its own replicas' rows only; its local
   replicas take its elements in turn (`tf.distribute`'s round robin), so
-  element j of a window is the rows of its j-th local replica.
+  element j of a window is the rows of its j-th local replica. (Keras
+  before 3.9 takes only whole-batch datasets: there every worker reads all
+  rows and keeps its own.)
   """
   rows = replica_batch_size(strategy, data.batch_size)
+  if not compat.fit_takes_datasets_from_function():
+    # The whole batch, which tf.distribute splits in order (replica i gets
+    # rows [i b, (i + 1) b) too); every worker then reads every row.
+    ds = pipelines.make_dataset(data, corpus, split)
+    return shard_by_data(ds) if is_multi_worker(strategy) else ds
 
   def dataset_fn(context):
     local = strategy.num_replicas_in_sync // context.num_input_pipelines
