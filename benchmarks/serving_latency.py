@@ -84,7 +84,8 @@ def main(argv):
 def _streaming_vs_resending(sig, calls, warmup):
   """p50 ms of one more token: `step` from the state vs `log_probs` of all."""
   step = sig["step"]
-  state = {k: tf.zeros([1, v.shape[1]])
+  # The start of a stream: zeros (no positions in a Transformer's cache).
+  state = {k: tf.zeros([1] + [d or 0 for d in v.shape[1:]], v.dtype)
            for k, v in step.structured_input_signature[1].items()
            if k.startswith("state_")}
   rng = np.random.default_rng(0)

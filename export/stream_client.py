@@ -1,6 +1,7 @@
 """A streaming client of a kerasrnn export: TensorFlow only, no kerasrnn.
 
-The `step` signature takes the recurrent state in and gives the new state
+The `step` signature takes the decoder state in (an LSTM/GRU's recurrent
+state, a Transformer's key/value cache) and gives the new state
 out, so a client sends each chunk once instead of the whole history:
 
   python export/stream_client.py --model=export/ptb_small/1 \
@@ -43,8 +44,10 @@ def token_ids(tokenize, lines):
 
 
 def zero_state(step, batch):
-  """All-zero state tensors: the start of a stream."""
-  return {name: tf.zeros([batch, spec.shape[1]])
+  """The start of a stream: zeros, and no positions in a Transformer's
+  key/value cache (each unknown dimension but the batch is 0)."""
+  return {name: tf.zeros([batch] + [d or 0 for d in spec.shape[1:]],
+                         spec.dtype)
           for name, spec in step.structured_input_signature[1].items()
           if name.startswith("state_")}
 

@@ -113,7 +113,7 @@ def error_line(result):
   besides log lines)."""
   assert result.returncode == 2, result.stderr[-3000:]
   lines = [l for l in result.stderr.splitlines()
-           if not l.startswith("WARNING: All log")
+           if not l.startswith(("WARNING: All log", "INFO:tensorflow:"))
            and not re.match(r"[IWE]\d{4} \d\d:\d\d:\d\d", l)]
   assert "Traceback" not in result.stderr
   assert len(lines) == 1, lines

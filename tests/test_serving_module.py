@@ -1,6 +1,7 @@
 """The serving module's step-by-step decoder equals the model, and requests
-are checked: LSTM and GRU, 1 and 2 layers, tied and untied, untrained
-weights (equality does not need training)."""
+are checked: LSTM and GRU, 1 and 2 layers, tied and untied, and the
+Transformer's key/value cache; untrained weights (equality does not need
+training)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,7 +15,8 @@ from kerasrnn.serving.module import LanguageModelModule
 WORDS = "the cat sat on a mat dog saw red is".split()
 
 VARIANTS = [("lstm", 1, False), ("lstm", 2, False), ("lstm", 2, True),
-            ("gru", 1, False), ("gru", 2, False), ("gru", 2, True)]
+            ("gru", 1, False), ("gru", 2, False), ("gru", 2, True),
+            ("transformer", 1, False), ("transformer", 2, True)]
 
 
 def _module(tmp_path, cell, layers, tied, max_new_tokens=20):
@@ -35,9 +37,7 @@ def _step(module):
 
 
 def _state_inputs(module, batch):
-  return {n: tf.zeros([batch, cell.units])
-          for cell, names in zip(module._cells, module.state_names)  # pylint: disable=protected-access
-          for n in names}
+  return module.initial_states(batch)
 
 
 # Rows of different lengths (0 = padding): each stops at its own step.
@@ -102,7 +102,8 @@ def test_step_chunks_and_generate_decoder_equal_log_probs(tmp_path, cell,
       tf.nn.log_softmax(logits).numpy(), expected[np.arange(3), last],
       atol=1e-5)
   nxt = np.array([3, 4, 5], np.int32)
-  step_logits, _ = module._step(tf.constant(nxt), states)  # pylint: disable=protected-access
+  step_logits, _ = module.decoder.advance(tf.constant(nxt), states,
+                                          tf.constant([True] * 3))
   longer = np.pad(IDS, ((0, 0), (0, 1)))
   longer[np.arange(3), last + 1] = nxt
   want = module.log_probs(tf.constant(longer))["log_probs"].numpy()[

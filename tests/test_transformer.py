@@ -142,7 +142,8 @@ def test_export_scores_like_sentence_evaluation_and_generates(run):
   workdir, path, _ = run
   loaded = tf.saved_model.load(path)
   assert sorted(loaded.signatures) == ["generate", "log_probs", "next_words",
-                                       "score", "serving_default", "tokenize"]
+                                       "score", "serving_default", "step",
+                                       "tokenize"]
   from test_serving import _test_sentences  # pylint: disable=g-import-not-at-top
   lines = _test_sentences(workdir)
   scores = loaded.signatures["score"](text=tf.constant(lines))
@@ -160,9 +161,11 @@ def test_export_scores_like_sentence_evaluation_and_generates(run):
 
 
 @pytest.mark.slow
-def test_generation_re_reads_the_prefix_and_stops_at_eos(run):
+def test_cached_generation_is_greedy_over_the_whole_prefix_and_stops_at_eos(
+    run):
   module = export.load_module(run[0])
-  # Greedy generation = the argmax of log_probs over the growing prefix.
+  # Greedy generation from the key/value cache = the argmax of log_probs,
+  # which re-reads the whole growing prefix.
   out = module.generate(tf.constant(["the"]), tf.constant([4]),
                         tf.constant([0.0]))
   ids = [text.EOS_ID] + [int(i) for i in module._ids(tf.constant(["the"]))[0]]

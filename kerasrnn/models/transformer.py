@@ -9,8 +9,10 @@ attention: the causal mask (position t sees positions <= t) and the padding
 mask from the embedding (`mask_zero` in sentence mode: no position attends
 to padding). Padding positions still get outputs; their targets are 0, so
 the loss and the exact perplexity skip them as for the RNNs. There is no
-state: in stream mode each window is one sequence (a token sees only the
-earlier tokens of its window), and generation re-reads the prefix.
+state in training: in stream mode each window is one sequence (a token sees
+only the earlier tokens of its window). For generation and streaming,
+`DecoderBlock.extend` computes one new position from a key/value cache of
+the earlier ones (kerasrnn/serving/module.py).
 """
 import math
 
@@ -104,6 +106,37 @@ class DecoderBlock(keras.layers.Layer):
     x = x + self.drop(y, training=training)
     y = self.ffn_out(self.ffn_in(self.norm_2(x)))
     return x + self.drop(y, training=training)
+
+  def extend(self, x, keys, values, mask):
+    """The block at one new position per row, from a key/value cache.
+
+    Computes what `call` computes at the position after the cached ones,
+    attending to the cached keys and values instead of recomputing them
+    (inference: no dropout).
+
+    Args:
+      x: <float>[batch, depth] the block's input at the new position.
+      keys, values: <float>[batch, cached, heads, head_size] of the earlier
+        positions (as the attention layer projects them).
+      mask: <bool>[batch, cached + 1] which cached positions, and the new
+        one, are real (padding is never attended to).
+
+    Returns:
+      (<float>[batch, depth] output, keys and values with the new
+      position's appended).
+    """
+    attention = self.attention
+    y = self.norm_1(x)[:, None]
+    query = attention.query_dense(y)
+    keys = ops.concatenate([keys, attention.key_dense(y)], axis=1)
+    values = ops.concatenate([values, attention.value_dense(y)], axis=1)
+    scores = ops.einsum("bqhd,bkhd->bhqk", query, keys) / math.sqrt(
+        query.shape[-1])
+    scores = ops.where(mask[:, None, None, :], scores, -1e9)
+    weights = ops.softmax(scores, axis=-1)
+    y = attention.output_dense(ops.einsum("bhqk,bkhd->bqhd", weights, values))
+    x = x + y[:, 0]
+    return x + self.ffn_out(self.ffn_in(self.norm_2(x))), keys, values
 
   def compute_output_shape(self, input_shape):
     return input_shape

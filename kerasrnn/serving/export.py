@@ -52,5 +52,5 @@ def export(workdir, export_base, top_k=10, max_new_tokens=200):
   target = os.path.join(export_base, str(next_version(export_base)))
   with files.atomic_path(target) as tmp:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
-    warmup.write_requests(tmp, module.state_units)
+    warmup.write_requests(tmp, module.initial_states(2))
   return target

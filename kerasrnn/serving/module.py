@@ -3,17 +3,22 @@
 `LanguageModelModule` wraps a trained, stateless copy of the model with the
 vocabulary and kerasrnn's text preprocessing inside the graph. Its
 `tf.function`s, each with an explicit batch-major input signature, become the
-SavedModel's serving signatures (documented in export/README.md); `step`
-carries the recurrent state through its inputs and outputs instead.
+SavedModel's serving signatures (documented in export/README.md).
 
-A Transformer has no recurrent state: `generate` re-reads each row's prefix
-(prompt and words so far) at every new word, and there is no `step`
-signature (its state would be the whole prefix, or a key/value cache).
+`score`, `log_probs` and `next_words` run the whole model over the text at
+once. `generate` and `step` go one token at a time through a decoder that
+carries a state: `RecurrentDecoder` (an LSTM/GRU: the cells' states) or
+`TransformerDecoder` (a key/value cache of the positions read so far, so a
+new token costs attention over the cache rather than re-reading the
+prefix). `step` passes that state through its inputs and outputs.
 """
+import math
+
 import tensorflow as tf
 
 from kerasrnn.data import text
 from kerasrnn.models import rnn_layers
+from kerasrnn.models import transformer
 
 
 def _num_states(cell):
@@ -25,6 +30,101 @@ def _cell_step(cell, x, states):
   out, new_states = cell(x, states, training=False)
   return out, list(new_states) if isinstance(new_states, (list, tuple)) else [
       new_states]
+
+
+class RecurrentDecoder:
+  """An LSTM/GRU model one token at a time; its state is the cells' states,
+  one named tensor each: state_<layer>_h, and state_<layer>_c for an LSTM
+  (Keras's order of a cell's states)."""
+
+  def __init__(self, model):
+    self._embedding = model.get_layer("embedding")
+    self._cells = [layer.cell for layer in rnn_layers(model)]
+    self._logits = model.get_layer("logits")
+    self.specs = {
+        f"state_{i}_{part}": tf.TensorSpec([None, cell.units], tf.float32,
+                                           f"state_{i}_{part}")
+        for i, cell in enumerate(self._cells)
+        for part in "hc"[:_num_states(cell)]}
+
+  def _nested(self, states):
+    it = iter(states.values())
+    return [[next(it) for _ in range(_num_states(c))] for c in self._cells]
+
+  def logits(self, states):
+    """The model's logits after the state (the top layer's output is its h)."""
+    return self._logits(self._nested(states)[-1][0])
+
+  def advance(self, token, states, real):
+    """Feeds one token per row; rows where `real` is False keep their state.
+
+    Returns:
+      (<float32>[batch, vocab] logits after the token, the new states).
+    """
+    x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
+    flat = []
+    for cell, s in zip(self._cells, self._nested(states)):
+      x, s = _cell_step(cell, x, s)
+      flat += s
+    new = {name: tf.where(real[:, None], value, states[name])
+           for name, value in zip(states, flat)}
+    return self._logits(x), new
+
+
+class TransformerDecoder:
+  """A Transformer one token at a time from a key/value cache.
+
+  The state: per block the cached keys and values (state_<block>_keys and
+  _values, <float32>[batch, positions, heads, head size]), which positions
+  are real (state_mask, <int32>[batch, positions]: padded steps are kept
+  but never attended to) and the top output at each row's last real
+  position (state_hidden, for the logits of a row with no new token). It
+  grows by one position per token fed; the start of a stream is an empty
+  cache (0 positions) and a zero hidden state.
+  """
+
+  def __init__(self, model):
+    self._embedding = model.get_layer("embedding")
+    self._blocks = [l for l in model.layers
+                    if isinstance(l, transformer.DecoderBlock)]
+    self._norm = model.get_layer("final_norm")
+    self._logits = model.get_layer("logits")
+    self._positions = model.get_layer("positions")
+    depth = self._embedding.output_dim
+    self._scale = math.sqrt(depth)
+    self._table = tf.constant(transformer.sinusoids(
+        self._positions.max_length, depth))
+    heads = self._blocks[0].num_heads
+    cache = [None, None, heads, depth // heads]
+    self.specs = {}
+    for i in range(len(self._blocks)):
+      for part in ("keys", "values"):
+        name = f"state_{i}_{part}"
+        self.specs[name] = tf.TensorSpec(cache, tf.float32, name)
+    self.specs["state_mask"] = tf.TensorSpec([None, None], tf.int32,
+                                             "state_mask")
+    self.specs["state_hidden"] = tf.TensorSpec([None, depth], tf.float32,
+                                               "state_hidden")
+
+  def logits(self, states):
+    return self._logits(states["state_hidden"])
+
+  def advance(self, token, states, real):
+    """Feeds one token per row at its row's next position (see class)."""
+    mask = tf.concat([states["state_mask"],
+                      tf.cast(real, tf.int32)[:, None]], axis=1)
+    position = tf.reduce_sum(states["state_mask"], axis=1)
+    x = (tf.nn.embedding_lookup(self._embedding.embeddings, token)
+         * self._scale + tf.gather(self._table, position))
+    new = {"state_mask": mask}
+    for i, block in enumerate(self._blocks):
+      x, new[f"state_{i}_keys"], new[f"state_{i}_values"] = block.extend(
+          x, states[f"state_{i}_keys"], states[f"state_{i}_values"],
+          tf.cast(mask, tf.bool))
+    hidden = self._norm(x)
+    new["state_hidden"] = tf.where(real[:, None], hidden,
+                                   states["state_hidden"])
+    return self._logits(hidden), {name: new[name] for name in states}
 
 
 class LanguageModelModule(tf.Module):
@@ -61,27 +161,26 @@ class LanguageModelModule(tf.Module):
         default_value=text.UNK_ID)
     self.words = tf.constant(vocab_words)
     self.vocab_size = len(vocab_words)
-    self._embedding = model.get_layer("embedding")
-    self._cells = [layer.cell for layer in rnn_layers(model)]
-    self._logits = model.get_layer("logits")
-    self.recurrent = bool(self._cells)
-    if not self.recurrent:
-      self.state_units = None  # No `step` signature.
-      return
-    # One named input (and output) per state tensor: state_<layer>_h, and
-    # state_<layer>_c for an LSTM (Keras's order of the cell's states).
-    self.state_names = [
-        [f"state_{i}_{part}" for part in "hc"[:_num_states(cell)]]
-        for i, cell in enumerate(self._cells)]
-    self.state_units = {name: cell.units for cell, names in zip(
-        self._cells, self.state_names) for name in names}
+    self.decoder = (RecurrentDecoder(model) if rnn_layers(model)
+                    else TransformerDecoder(model))
     # One dict of named inputs: flat named tensors for TF Serving, and one
     # argument for callers such as keras.layers.TFSMLayer.
     specs = {name: tf.TensorSpec([None, None], tf.int32, name)
              for name in ("token_ids", "targets")}
-    specs.update({name: tf.TensorSpec([None, units], tf.float32, name)
-                  for name, units in self.state_units.items()})
+    specs.update(self.decoder.specs)
     self.step = tf.function(self._stream_step, input_signature=[specs])
+
+  @property
+  def state_specs(self):
+    """{state input name: TensorSpec} of the `step` signature."""
+    return dict(self.decoder.specs)
+
+  def initial_states(self, batch):
+    """The state at the start of a stream: zeros, no cached positions
+    (shaped as the `step` signature's inputs, for loops that grow them)."""
+    return {name: tf.compat.v1.placeholder_with_default(
+        tf.zeros([batch] + [d or 0 for d in spec.shape[1:]], spec.dtype),
+        spec.shape) for name, spec in self.decoder.specs.items()}
 
   def _ids(self, strings):
     """<string>[batch] -> ragged <int32>[batch, (words)]; unknown -> <unk>."""
@@ -183,25 +282,13 @@ class LanguageModelModule(tf.Module):
     with tf.control_dependencies(self._check_ids(token_ids, "token_ids")):
       return {"log_probs": self._log_probs(token_ids)}
 
-  def _initial_states(self, batch):
-    return [[tf.zeros([batch, cell.units]) for _ in range(_num_states(cell))]
-            for cell in self._cells]
-
-  def _step(self, token, states):
-    """Feeds one token per row; returns (<float32>[batch, vocab] logits, states).
-
-    The logits are the model's own (padding included), as evaluation
-    scores them; `_without_padding` makes them a distribution over words.
-    """
-    x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
-    new_states = []
-    for cell, s in zip(self._cells, states):
-      x, s = _cell_step(cell, x, s)
-      new_states.append(s)
-    return self._logits(x), new_states
+  def _invariants(self, logits, states):
+    """Shape invariants of a while loop carrying `logits` and `states`."""
+    return [(logits, tf.TensorShape([None, self.vocab_size]))] + [
+        (states[name], spec.shape) for name, spec in self.decoder.specs.items()]
 
   def _read(self, inputs, states, targets=None):
-    """Runs <int32>[batch, time] inputs through the cells, step by step.
+    """Runs <int32>[batch, time] inputs through the decoder, step by step.
 
     Padded steps (id 0) leave a row's state unchanged, so rows of different
     lengths end in the state after their own last token.
@@ -212,21 +299,17 @@ class LanguageModelModule(tf.Module):
       non-zero `targets`, their number).
     """
     batch = tf.shape(inputs)[0]
-    # The output of the top layer is its h: the logits of the incoming state.
-    logits = self._logits(states[-1][0])
+    logits = self.decoder.logits(states)
     log_likelihood = tf.zeros([batch])
     scoring = targets is not None
     if not scoring:
       targets = tf.zeros_like(inputs)
     for t in tf.range(tf.shape(inputs)[1]):
-      tf.autograph.experimental.set_loop_options(shape_invariants=[
-          (logits, tf.TensorShape([None, self.vocab_size]))])
+      tf.autograph.experimental.set_loop_options(
+          shape_invariants=self._invariants(logits, states))
       token = inputs[:, t]
-      step_logits, step_states = self._step(token, states)
       real = token != text.PAD_ID
-      states = tf.nest.map_structure(
-          lambda new, old: tf.where(real[:, None], new, old), step_states,
-          states)
+      step_logits, states = self.decoder.advance(token, states, real)
       logits = tf.where(real[:, None], step_logits, logits)
       if scoring:
         target = targets[:, t]
@@ -237,43 +320,18 @@ class LanguageModelModule(tf.Module):
     return logits, states, log_likelihood, num_tokens
 
   def _read_prompt(self, ids):
-    """Runs the prompts (after <eos>); returns (last logits, decoder state).
-
-    The state is the recurrent state, or for a Transformer the prefix read
-    so far ([batch, time] ids, padded at the end, and each row's length).
-    """
-    prompts = self._with_start(ids)
-    inputs = prompts.to_tensor(text.PAD_ID)
-    if not self.recurrent:
-      lengths = tf.cast(prompts.row_lengths(), tf.int32)
-      return self._last_logits(inputs, lengths), (inputs, lengths)
+    """Runs the prompts (after <eos>); returns (last logits, decoder state)."""
+    inputs = self._with_start(ids).to_tensor(text.PAD_ID)
     logits, states, _, _ = self._read(
-        inputs, self._initial_states(tf.shape(inputs)[0]))
+        inputs, self.initial_states(tf.shape(inputs)[0]))
     return logits, states
-
-  def _last_logits(self, inputs, lengths):
-    """The model's logits after each row's last real input (Transformer)."""
-    return tf.gather(self._model_logits(inputs), tf.maximum(lengths - 1, 0),
-                     batch_dims=1)
-
-  def _next(self, token, state):
-    """Feeds one token per row: (<float32>[batch, vocab] logits, state)."""
-    if self.recurrent:
-      return self._step(token, state)
-    inputs, lengths = state
-    inputs = tf.pad(inputs, [[0, 0], [0, 1]])  # Room for one more word.
-    rows = tf.range(tf.shape(inputs)[0])
-    inputs = tf.tensor_scatter_nd_update(
-        inputs, tf.stack([rows, lengths], axis=1), token)
-    lengths += 1
-    return self._last_logits(inputs, lengths), (inputs, lengths)
 
   def _stream_step(self, inputs):
     """The `step` signature: one chunk of each row's stream, state in and out.
 
     Feeds `token_ids` (0 = padding at the end of shorter rows) from the given
-    recurrent state (all zeros = the start of a stream) and scores `targets`
-    (the next token of each input; 0 = not scored).
+    decoder state (`initial_states`: the start of a stream) and scores
+    `targets` (the next token of each input; 0 = not scored).
 
     Returns:
       `log_likelihood` <float32>[batch] and `num_tokens` <int32>[batch] of
@@ -281,27 +339,24 @@ class LanguageModelModule(tf.Module):
       distribution after each row's last input (padding excluded); and the
       new state under the input names.
     """
-    names = [n for layer in self.state_names for n in layer]
     token_ids, targets = inputs["token_ids"], inputs["targets"]
-    flat_states = [inputs[n] for n in names]
+    states = {name: inputs[name] for name in self.decoder.specs}
     checks = (self._check_ids(token_ids, "token_ids")
               + self._check_ids(targets, "targets")
               + self._check_batch(("token_ids", token_ids),
                                   [("targets", targets)]
-                                  + list(zip(names, flat_states)))
+                                  + list(states.items()))
               + [tf.debugging.assert_equal(
                   tf.shape(targets), tf.shape(token_ids),
                   message="targets must have the shape of token_ids")])
     with tf.control_dependencies(checks):
       token_ids, targets = tf.identity(token_ids), tf.identity(targets)
-      flat_states = [tf.identity(s) for s in flat_states]
-    it = iter(flat_states)
-    states = [[next(it) for _ in layer] for layer in self.state_names]
+      states = {name: tf.identity(value) for name, value in states.items()}
     logits, states, log_likelihood, num_tokens = self._read(
         token_ids, states, targets)
     out = {"log_likelihood": log_likelihood, "num_tokens": num_tokens,
            "next_log_probs": tf.nn.log_softmax(self._without_padding(logits))}
-    out.update(zip(names, tf.nest.flatten(states)))
+    out.update(states)
     return out
 
   @tf.function(input_signature=[
@@ -331,10 +386,8 @@ class LanguageModelModule(tf.Module):
     scale = tf.where(greedy, 1.0, temperature)[:, None]
     step = 0
     while not tf.reduce_all(done):
-      tf.autograph.experimental.set_loop_options(shape_invariants=[
-          (logits, tf.TensorShape([None, self.vocab_size]))] + (
-              [] if self.recurrent else
-              [(states[0], tf.TensorShape([None, None]))]))
+      tf.autograph.experimental.set_loop_options(
+          shape_invariants=self._invariants(logits, states))
       words_only = self._without_padding(logits)
       sampled = tf.random.categorical(words_only / scale, 1,
                                       dtype=tf.int32)[:, 0]
@@ -347,7 +400,9 @@ class LanguageModelModule(tf.Module):
       out = out.write(step, tf.where(emitted, token, text.PAD_ID))
       count += tf.cast(emitted, tf.int32)
       done = tf.logical_or(done, tf.logical_or(finished, count >= limit))
-      logits, states = self._next(tf.where(done, text.EOS_ID, token), states)
+      # Finished rows feed padding: their state no longer changes.
+      logits, states = self.decoder.advance(
+          tf.where(done, text.PAD_ID, token), states, tf.logical_not(done))
       step += 1
     tokens = tf.cond(out.size() > 0, lambda: tf.transpose(out.stack()),
                      lambda: tf.zeros([batch, 0], tf.int32))
@@ -359,12 +414,10 @@ class LanguageModelModule(tf.Module):
   def signatures(self):
     """The serving signatures, by name (serving_default = score)."""
     score = self.score.get_concrete_function()
-    signatures = {"serving_default": score, "score": score,
-                  "next_words": self.next_words.get_concrete_function(),
-                  "generate": self.generate.get_concrete_function(),
-                  "log_probs": self.log_probs.get_concrete_function(),
-                  "tokenize": self.tokenize.get_concrete_function()}
-    if self.recurrent:
-      signatures["step"] = self.step.get_concrete_function()
-    return signatures
+    return {"serving_default": score, "score": score,
+            "next_words": self.next_words.get_concrete_function(),
+            "generate": self.generate.get_concrete_function(),
+            "log_probs": self.log_probs.get_concrete_function(),
+            "tokenize": self.tokenize.get_concrete_function(),
+            "step": self.step.get_concrete_function()}
 

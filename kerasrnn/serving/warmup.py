@@ -22,32 +22,28 @@ REQUESTS = {
 }
 
 
-def step_request(state_units):
+def step_request(states):
   """A `step` request from the start of two streams.
 
   Args:
-    state_units: {state input name: units}, e.g. {'state_0_h': 200, ...}.
+    states: {state input name: tensor} of two rows at a stream's start (the
+      module's `initial_states(2)`).
   """
-  request = {"token_ids": _IDS, "targets": tf.roll(_IDS, -1, axis=1)}
-  request.update({name: tf.zeros([2, units])
-                  for name, units in state_units.items()})
-  return request
+  return {"token_ids": _IDS, "targets": tf.roll(_IDS, -1, axis=1), **states}
 
 
-def write_requests(saved_model_dir, state_units):
+def write_requests(saved_model_dir, states):
   """Writes one real PredictionLog request per signature.
 
   Args:
     saved_model_dir: the SavedModel's directory.
-    state_units: the module's `state_units`; None: no `step` signature.
+    states: the `step` request's state inputs (`step_request`).
   """
   extra = os.path.join(saved_model_dir, "assets.extra")
   os.makedirs(extra, exist_ok=True)
   path = os.path.join(extra, "tf_serving_warmup_requests")
   with tf.io.TFRecordWriter(path) as writer:
-    requests = dict(REQUESTS)
-    if state_units is not None:  # Recurrent models only.
-      requests["step"] = step_request(state_units)
+    requests = dict(REQUESTS, step=step_request(states))
     for signature, inputs in requests.items():
       request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
           signature_name=signature))
