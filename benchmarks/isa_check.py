@@ -6,7 +6,7 @@ slower under it:
   python benchmarks/isa_check.py
   XLA_FLAGS=--xla_cpu_max_isa=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/isa_check.py
 
-On the Intel Xeon of session 9 (TF 2.21), `ONEDNN_MAX_CPU_ISA=AVX2` took
+On the Intel Xeon of 2026-11-30 (commit a888b1f) (TF 2.21), `ONEDNN_MAX_CPU_ISA=AVX2` took
 TensorFlow's MatMul from ~270 to ~152 GFLOP/s, but XLA's dot ran at ~260
 under `--xla_cpu_max_isa=AVX2` and even `=SSE4_2`: the cap reaches XLA's
 element-wise code, not its matrix products. An XLA step therefore cannot be

@@ -48,9 +48,9 @@ def test_a_kerasrnn_run_without_its_pytorch_run_is_an_error():
 
 
 @pytest.mark.parametrize("names", [
-    ["intel_xeon_session11_vs_torch.jsonl"],
-    ["intel_xeon_session11_vs_torch.jsonl",
-     "intel_xeon_session11_vs_torch_more.jsonl"]])
+    ["intel_xeon_2026-12-01_per_gate_build_vs_torch.jsonl"],
+    ["intel_xeon_2026-12-01_per_gate_build_vs_torch.jsonl",
+     "intel_xeon_2026-12-01_per_gate_build_vs_torch_more.jsonl"]])
 def test_results_md_quotes_the_committed_runs(names):
   runs = []
   for name in names:

@@ -119,7 +119,7 @@ def test_speed_figures(theory):
   _check(theory, "stock Keras LSTM 4,910 vs GRU 4,347 (0.89×",
          f"stock Keras LSTM {m['stock', 'lstm']:,.0f} vs GRU "
          f"{m['stock', 'gru']:,.0f} ({ratio('stock')}×")
-  old = _medians("session1_vs_torch.jsonl")
+  old = _medians("intel_xeon_2026-11-27_vs_torch.jsonl")
   _check(theory, "(PyTorch LSTM 5,658 vs GRU 5,464)",
          f"(PyTorch LSTM {old['torch', 'lstm']:,.0f} vs GRU "
          f"{old['torch', 'gru']:,.0f})")
@@ -164,7 +164,7 @@ def test_transformer_section_figures(theory):
 
 def test_transformer_measured_cost(theory):
   runs = collections.defaultdict(list)
-  with open(os.path.join(DOCS, "speed", "amd_epyc_session6.jsonl")) as f:
+  with open(os.path.join(DOCS, "speed", "amd_epyc_2026-11-28.jsonl")) as f:
     for row in map(json.loads, f):
       runs[row["variant"]].append(row["tokens_per_second"])
   lstm, transformer = runs["ptb_lstm"], runs["ptb_transformer"]
