@@ -9,7 +9,7 @@ choice follows what was measured (docs/results.md#training-speed, the
   step was 1.06-1.07x faster with it (docs/speed/ablation.jsonl). Off for
   wider layers (equal at 400 units, 0.87-0.91x as fast at 650 and 1,000)
   and with weight drop (0.27x as fast at 1,000 units); measured on the
-  Intel Xeon on 2026-11-30 (commit 3e20a2b) (docs/results.md#xla-by-layer-width-on-avx-512).
+  Intel Xeon on 2026-11-30 (commit 3e20a2b) (docs/history/training_speed.md).
 - Stream mode on a CPU without AVX-512 (AMD EPYC Zen 3: AVX2 + FMA): XLA
   off; the step was 0.83-0.86x as fast with it (TensorFlow's kernels, which
   call oneDNN, beat XLA's code there; docs/speed/amd_epyc_jit.jsonl). With
