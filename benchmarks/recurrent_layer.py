@@ -87,6 +87,8 @@ def torch_layer(cell, units, batch, steps):
 
 
 def main():
+  # argparse, not absl: --torch runs in the PyTorch reference's venv, which
+  # has neither absl nor TensorFlow.
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--cell", default="lstm", choices=["lstm", "gru"])
   parser.add_argument("--units", type=int, default=200)

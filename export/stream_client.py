@@ -1,4 +1,5 @@
-"""A streaming client of a kerasrnn export: TensorFlow only, no kerasrnn.
+"""A streaming client of a kerasrnn export: TensorFlow (and its absl), no
+kerasrnn.
 
 The `step` signature takes the decoder state in (an LSTM/GRU's recurrent
 state, a Transformer's key/value cache) and gives the new state
@@ -17,11 +18,12 @@ perplexity. Generation feeds one token per call and samples the next
 word from `next_log_probs`. The same requests work against TF Serving: every
 input and output is a named, batch-major tensor (export/README.md).
 """
-import argparse
 import json
 import math
 import os
 
+from absl import app
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
@@ -95,22 +97,25 @@ def generate(step, tokenize, words, prompt, max_tokens, temperature, seed=0):
   return " ".join(generated)
 
 
-def main():
-  p = argparse.ArgumentParser()
-  p.add_argument("--model", required=True, help="A SavedModel version dir.")
-  p.add_argument("--document", help="Text file to score as one stream.")
-  p.add_argument("--chunk", type=int, default=200)
-  p.add_argument("--prompt", default="the")
-  p.add_argument("--max_tokens", type=int, default=20)
-  p.add_argument("--temperature", type=float, default=0.8)
-  a = p.parse_args()
-  step, tokenize, words = load(a.model)
-  if a.document:
-    print(json.dumps(score(step, tokenize, a.document, a.chunk)))
+_MODEL = flags.DEFINE_string("model", None, "A SavedModel version dir.")
+_DOCUMENT = flags.DEFINE_string("document", None,
+                                "Text file to score as one stream.")
+_CHUNK = flags.DEFINE_integer("chunk", 200, "Tokens per `step` call.")
+_PROMPT = flags.DEFINE_string("prompt", "the", "Generation's prompt.")
+_MAX_TOKENS = flags.DEFINE_integer("max_tokens", 20, "Words to generate.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "0 = greedy.")
+flags.mark_flag_as_required("model")
+
+
+def main(argv):
+  del argv
+  step, tokenize, words = load(_MODEL.value)
+  if _DOCUMENT.value:
+    print(json.dumps(score(step, tokenize, _DOCUMENT.value, _CHUNK.value)))
   else:
-    print(json.dumps({"text": generate(step, tokenize, words, a.prompt,
-                                       a.max_tokens, a.temperature)}))
+    print(json.dumps({"text": generate(step, tokenize, words, _PROMPT.value,
+                                       _MAX_TOKENS.value, _TEMPERATURE.value)}))
 
 
 if __name__ == "__main__":
-  main()
+  app.run(main)
