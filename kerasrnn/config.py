@@ -101,6 +101,9 @@ def base_config():
   # > 0: keep an exponential moving average of the weights (the optimizer's
   # use_ema) and validate, checkpoint and export the average, e.g. 0.999.
   train.ema_momentum = 0.0
+  # Optimizer steps before the average starts (it follows the weights until
+  # then); 0 = from the first step, as Keras.
+  train.ema_start = 0
   train.eval_test_every_epoch = True  # Test perplexity per epoch (curves).
   # XLA: None = auto, chosen per machine from measurements (on in stream
   # mode on CPUs with AVX-512, off on AVX2-only CPUs and in sentence mode);
@@ -150,6 +153,7 @@ def validate(config):
                   ("model.embedding_size", m.embedding_size),
                   ("model.init_scale", m.init_scale),
                   ("train.clip_norm", t.clip_norm),
+                  ("train.ema_start", t.ema_start),
                   ("train.decay_after", t.decay_after)]
   for name, value in non_negative:
     _check(value >= 0, f"config {name}={value} must be >= 0")

@@ -235,3 +235,28 @@ def test_the_averaged_weights_are_validated_checkpointed_and_evaluated(
       float(rows[best]["val_perplexity"]), rel=1e-4)
   assert results["valid_perplexity"] == pytest.approx(again["perplexity"],
                                                       rel=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_weight_average_begins_after_ema_start_steps(optimizer):
+  config = smoke_config("", overrides={
+      "train.optimizer": optimizer, "train.learning_rate": 0.1,
+      "train.ema_momentum": 0.9, "train.ema_start": 3})
+  keras.utils.set_random_seed(0)
+  variable = keras.Variable(np.ones(4, np.float32))
+  opt = train.make_optimizer(config.train)
+  opt.build([variable])
+  averages, values = [], []
+  for step in range(6):
+    opt.apply([keras.ops.convert_to_tensor(np.full(4, step + 1.0, "float32"))],
+              [variable])
+    averages.append(keras.ops.convert_to_numpy(
+        opt._model_variables_moving_average[0]))  # pylint: disable=protected-access
+    values.append(keras.ops.convert_to_numpy(variable))
+  for k in range(3):  # The first 3 updates: the average is the weights.
+    np.testing.assert_array_equal(averages[k], values[k])
+  for k in range(3, 6):  # Then it averages at momentum 0.9.
+    np.testing.assert_allclose(averages[k],
+                               0.9 * averages[k - 1] + 0.1 * values[k],
+                               rtol=1e-6)
+    assert not np.allclose(averages[k], values[k])

@@ -5,6 +5,7 @@ import time
 
 from absl import logging
 import keras
+from keras import ops
 
 from kerasrnn import config as config_lib
 from kerasrnn import fast_path
@@ -31,13 +32,42 @@ def learning_rate_schedule(train):
 
 def make_optimizer(train):
   """SGD or Adam with global-norm clipping, in the paper's loss terms, and
-  the moving average of the weights if train.ema_momentum asks for one."""
+  the moving average of the weights if train.ema_momentum asks for one
+  (from step train.ema_start on: `averaged_from`)."""
   kwargs = dict(global_clipnorm=train.clip_norm or None)
-  if train.ema_momentum:
-    kwargs.update(use_ema=True, ema_momentum=train.ema_momentum)
   optimizer = {"sgd": keras.optimizers.SGD,
                "adam": keras.optimizers.Adam}[train.optimizer]
+  if train.ema_momentum:
+    kwargs.update(use_ema=True, ema_momentum=train.ema_momentum)
+    optimizer = averaged_from(optimizer, train.ema_start)
   return optimizer(train.learning_rate, **kwargs)
+
+
+def averaged_from(optimizer_class, start):
+  """`optimizer_class` whose weight average begins after `start` steps.
+
+  Keras's average (use_ema) starts at the first step, so after a short run
+  much of it is still the early weights (0.998^900 = 16 % of them after
+  900 steps at momentum 0.998). Until `start` updates are done the average
+  here follows the weights (momentum 0); from then on it averages them at
+  `ema_momentum`.
+  """
+  if not start:
+    return optimizer_class
+
+  class Averaged(optimizer_class):
+
+    @property
+    def ema_momentum(self):
+      # Read by Keras's average update, at every step.
+      return ops.where(self.iterations < start, 0.0, self._ema_momentum)
+
+    @ema_momentum.setter
+    def ema_momentum(self, value):
+      self._ema_momentum = value
+
+  Averaged.__name__ = optimizer_class.__name__
+  return Averaged
 
 
 def compile_model(model, config):
