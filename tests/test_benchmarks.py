@@ -51,13 +51,14 @@ def test_a_kerasrnn_run_without_its_pytorch_run_is_an_error():
     ["intel_xeon_2026-12-01_per_gate_build_vs_torch.jsonl"],
     ["intel_xeon_2026-12-01_per_gate_build_vs_torch.jsonl",
      "intel_xeon_2026-12-01_per_gate_build_vs_torch_more.jsonl"]])
-def test_results_md_quotes_the_committed_runs(names):
+def test_the_speed_log_quotes_the_committed_runs(names):
   runs = []
   for name in names:
     with open(os.path.join(SPEED, name), encoding="utf-8") as f:
       runs += [json.loads(line) for line in f]
   table = vs_torch_table.markdown(vs_torch_table.rounds(runs))
-  with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
+  with open(os.path.join(ROOT, "docs", "history", "training_speed.md"),
+            encoding="utf-8") as f:
     results = f.read()
   for row in table.splitlines()[2:]:
     assert row in results, row

@@ -133,7 +133,10 @@ class DecoderBlock(keras.layers.Layer):
     scores = ops.einsum("bqhd,bkhd->bhqk", query, keys) / math.sqrt(
         query.shape[-1])
     scores = ops.where(mask[:, None, None, :], scores, -1e9)
-    weights = ops.softmax(scores, axis=-1)
+    # A softmax written out: Keras's warns when the first position is the
+    # only key (the static length is then 1), which is right here.
+    weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+    weights = weights / ops.sum(weights, axis=-1, keepdims=True)
     y = attention.output_dense(ops.einsum("bhqk,bkhd->bqhd", weights, values))
     x = x + y[:, 0]
     return x + self.ffn_out(self.ffn_in(self.norm_2(x))), keys, values
