@@ -95,10 +95,10 @@ def table(path):
 
 
 def _covering_corpus(directory, vocab, tokens):
-  """scale.write_corpus's Zipf corpus, with every word once in train first."""
+  """zipf.write_corpus's Zipf corpus, with every word once in train first."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import scale  # pylint: disable=g-import-not-at-top
-  scale.write_corpus(directory, tokens, vocab, held_out=20_000)
+  import zipf  # pylint: disable=g-import-not-at-top
+  zipf.write_corpus(directory, tokens, vocab, held_out=20_000)
   words = np.random.default_rng(1).permutation(vocab)
   train = os.path.join(directory, "train.txt")
   zipf = open(train, encoding="utf-8").read()
