@@ -12,8 +12,8 @@ worker's role and shards the input: in sentence mode every worker reads the
 whole pipeline and keeps its part of each batch (`shard_by_data`); in
 stream mode each replica always gets the same rows of the batch, whose
 recurrent state it keeps (replica-local variables,
-`kerasrnn.models.recurrent`), and each worker reads only its replicas' rows
-(`stream_dataset`).
+`kerasrnn.models.recurrent`), and a worker with one replica reads only its
+own rows (`stream_dataset`).
 """
 import contextlib
 import json
@@ -181,32 +181,24 @@ def replica_batch_size(strategy, batch_size):
 
 
 def stream_dataset(strategy, data, corpus, split):
-  """A stream-mode split as a distributed dataset: replica i gets rows
-  [i b, (i + 1) b) of every batch (b = batch_size / replicas), always.
+  """A stream-mode split for `strategy`: replica i gets rows [i b, (i + 1) b)
+  of every batch (b = batch_size / replicas), always.
 
-  Each worker's pipeline reads its own replicas' rows only; its local
-  replicas take its elements in turn (`tf.distribute`'s round robin), so
-  element j of a window is the rows of its j-th local replica. (Keras
-  before 3.9 takes only whole-batch datasets: there every worker reads all
-  rows and keeps its own.)
+  tf.distribute splits each whole batch in order among the replicas, so on
+  one machine (`mirrored`) the dataset is the one-device one. A worker of a
+  multi-worker run with one replica reads only its own rows
+  (`distribute_datasets_from_function`); with several replicas per worker,
+  or Keras before 3.9 (whose `fit` takes only whole-batch datasets), every
+  worker reads the whole batches and keeps its part (`shard_by_data`).
   """
   rows = replica_batch_size(strategy, data.batch_size)
-  if not compat.fit_takes_datasets_from_function():
-    # The whole batch, which tf.distribute splits in order (replica i gets
-    # rows [i b, (i + 1) b) too); every worker then reads every row.
-    ds = pipelines.make_dataset(data, corpus, split)
-    return shard_by_data(ds) if is_multi_worker(strategy) else ds
-
-  def dataset_fn(context):
-    local = strategy.num_replicas_in_sync // context.num_input_pipelines
-    first = context.input_pipeline_id * local
-    parts = [pipelines.make_dataset(data, corpus, split,
-                                     rows=((first + j) * rows, rows))
-             for j in range(local)]
-    windows = int(parts[0].cardinality())
-    ds = tf.data.Dataset.zip(tuple(parts)).flat_map(
-        lambda *batches: tf.data.Dataset.from_tensor_slices(
-            tuple(tf.stack(side) for side in zip(*batches))))
-    return ds.apply(tf.data.experimental.assert_cardinality(windows * local))
-
-  return strategy.distribute_datasets_from_function(dataset_fn)
+  whole = pipelines.make_dataset(data, corpus, split)
+  if not is_multi_worker(strategy):
+    return whole
+  if (len(strategy.extended.worker_devices) > 1
+      or not compat.fit_takes_datasets_from_function()):
+    return shard_by_data(whole)
+  return strategy.distribute_datasets_from_function(
+      lambda context: pipelines.make_dataset(
+          data, corpus, split,
+          rows=(context.input_pipeline_id * rows, rows)))
