@@ -6,6 +6,8 @@ import keras
 import pytest
 
 from conftest import ROOT
+from conftest import error_line
+from conftest import run_tool
 from conftest import smoke_config
 from kerasrnn import compat
 from kerasrnn.models import build_model
@@ -56,3 +58,14 @@ def test_public_path_trains_like_the_fast_path(monkeypatch, corpus_dir,
     ppl = public[f"{split}_perplexity"]
     assert ppl == pytest.approx(fast[f"{split}_perplexity"], rel=1e-4), split
     assert public[f"{split}_tokens"] == fast[f"{split}_tokens"]
+
+
+def test_distributed_stream_mode_without_internals_is_one_line(tmp_path,
+                                                              tiny_dir):
+  line = error_line(run_tool(
+      "train", "--config=configs/smoke.py", f"--config.data.dir={tiny_dir}",
+      "--cpu_devices=2", "--config.train.distribute=mirrored",
+      f"--workdir={tmp_path / 'run'}",
+      env={compat.ENV_SWITCH: "0"}))
+  assert ("train.distribute in stream mode needs kerasrnn's recurrent "
+          "layers") in line

@@ -252,6 +252,12 @@ def _recurrent_layers(config, x, init, use_cudnn, stock_layers, gate_matmuls):
     raise UserError("config model.weight_drop needs kerasrnn's recurrent "
                     "layers, which this Keras version or "
                     f"{compat.ENV_SWITCH}=0 turned off; set it to 0")
+  if stock_layers and stream and (
+      tf.distribute.get_strategy().num_replicas_in_sync > 1):
+    raise UserError("config train.distribute in stream mode needs kerasrnn's "
+                    "recurrent layers (each replica's own state), which this "
+                    f"Keras version or {compat.ENV_SWITCH}=0 turned off; use "
+                    "data.mode=sentence")
   layers = keras.layers if stock_layers else recurrent
   x = regularizers.dropout(_rate(m, m.input_dropout), m.locked_dropout,
                            "embedding_dropout")(x)
