@@ -60,9 +60,15 @@ def internals_enabled():
 
 def no_tracking(method):
   """Keras's decorator that keeps a method's attributes out of its layer
-  tracking (as Keras's own recurrent state variables are)."""
-  from keras.src.utils import tracking  # pylint: disable=g-import-not-at-top
-  return tracking.no_automatic_dependency_tracking(method)
+  tracking (as Keras's own recurrent state variables are). Looked up when
+  the method runs, so that importing kerasrnn never needs Keras internals."""
+
+  @functools.wraps(method)
+  def wrapper(*args, **kwargs):
+    from keras.src.utils import tracking  # pylint: disable=g-import-not-at-top
+    return tracking.no_automatic_dependency_tracking(method)(*args, **kwargs)
+
+  return wrapper
 
 
 def rnn(*args, **kwargs):

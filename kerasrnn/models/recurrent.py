@@ -13,8 +13,9 @@ units] product that is then split: TensorFlow's CPU kernels run one small
 matmul barely faster on two cores than on one, while independent matmuls
 run side by side, so one 200-unit layer's pass takes 15-20 % less time
 (neutral at 650 and 1,000 units; slower inside XLA programs, which get one
-matmul; docs/results.md, 2026-12-01 (commit 615e418)). Same weights, same products: outputs
-and gradients equal the stock layers' to float rounding either way
+matmul; docs/history/training_speed.md, 2026-12-01, commit 615e418). Same
+weights, same products: outputs and gradients equal the stock layers' to
+float rounding either way
 (tests/test_recurrent.py).
 
 Weights, their names and their saved layout are the stock layers' (the

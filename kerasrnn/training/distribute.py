@@ -108,7 +108,10 @@ def common_epoch(strategy, epochs):
 
   A worker lost between its own save and another's leaves the workers with
   different newest states; all resume from the last one they share.
-  Args: `epochs`, this worker's (`workdir.state_epochs`).
+
+  Args:
+    strategy: the run's strategy (every worker calls this at the same point).
+    epochs: this worker's resume-state epochs (`workdir.state_epochs`).
   """
   if not is_multi_worker(strategy):
     return max(epochs, default=0)
