@@ -7,10 +7,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import smoke_config
+import test_serving
 from kerasrnn import config as config_lib
 from kerasrnn import workdir as wd
-from kerasrnn.data import pipelines
-from kerasrnn.data.corpus import load_corpus
 from kerasrnn.errors import UserError
 from kerasrnn.models import adaptive
 from kerasrnn.models import build_model
@@ -185,12 +184,8 @@ def test_perplexity_is_the_same_whatever_the_batching(run):
 @pytest.mark.slow
 def test_export_score_equals_sentence_evaluation(run):
   workdir, _, loaded = run
-  config = wd.load_config(workdir)
-  n = load_corpus(config.data, wd.load_vocab(workdir)).splits[
-      "test"].num_sentences
-  with open(os.path.join(config.data.dir, "ptb.test.txt")) as f:
-    lines = [l.strip() for l in f if l.strip()][:n]
-  scored = loaded.signatures["score"](text=tf.constant(lines))
+  scored = loaded.signatures["score"](
+      text=tf.constant(test_serving.lines_of_test_split(workdir)))
   ll = float(tf.reduce_sum(scored["log_likelihood"]))
   tokens = int(tf.reduce_sum(scored["num_tokens"]))
   expected = evaluation.evaluate(workdir, "test", mode="sentence")
@@ -202,22 +197,10 @@ def test_export_score_equals_sentence_evaluation(run):
 @pytest.mark.slow
 def test_export_step_streams_as_stream_evaluation(run):
   workdir, _, loaded = run
-  config = wd.load_config(workdir)
-  split = load_corpus(config.data, wd.load_vocab(workdir)).splits["test"]
-  inputs, targets = pipelines.read_piece(split, 0, split.num_tokens)
-  step = loaded.signatures["step"]
-  states = {k: tf.zeros([1, v.shape[1]]) for k, v in
-            step.structured_input_signature[1].items()
-            if k.startswith("state_")}
-  log_likelihood, tokens = 0.0, 0
-  for start in range(0, len(inputs), 50):
-    out = step(token_ids=tf.constant(inputs[None, start:start + 50]),
-               targets=tf.constant(targets[None, start:start + 50]), **states)
-    states = {k: out[k] for k in states}
-    log_likelihood += float(out["log_likelihood"][0])
-    tokens += int(out["num_tokens"][0])
-    np.testing.assert_allclose(
-        np.exp(out["next_log_probs"].numpy()).sum(-1), 1.0, atol=1e-5)
+  log_likelihood, tokens, next_log_probs = test_serving.stream_test_split(
+      workdir, loaded.signatures["step"], 50)
+  for log_probs in next_log_probs:
+    np.testing.assert_allclose(np.exp(log_probs).sum(-1), 1.0, atol=1e-5)
   expected = evaluation.evaluate(workdir, "test", batch_size=1, mode="stream")
   assert tokens == expected["target_tokens"]
   assert np.exp(-log_likelihood / tokens) == pytest.approx(

@@ -43,23 +43,19 @@ def _train_args(data_dir, workdir, *overrides, variant="sentence"):
           f"--workdir={workdir}", *overrides]
 
 
-def _start_workers(args, logs):
-  configs = distribute.local_cluster(2)
-  return [subprocess.Popen(
-      _train(*args, "--config.train.distribute=multi_worker"),
-      env=dict(os.environ, TF_CONFIG=config), stdout=log,
-      stderr=subprocess.STDOUT, cwd=ROOT) for config, log in zip(configs, logs)]
-
-
 def _read(log):
   log.seek(0)
   return log.read()
 
 
-def _run_workers(args, tmp_path, name):
-  """Runs two workers to the end; returns their return codes and logs."""
+def _run_cluster(command, tmp_path, name):
+  """Runs `command` as the two workers of a local cluster, each with its own
+  TF_CONFIG, to the end; returns their return codes and logs."""
   logs = [open(tmp_path / f"{name}{i}.log", "w+") for i in range(2)]
-  workers = _start_workers(args, logs)
+  workers = [subprocess.Popen(
+      command, env=dict(os.environ, TF_CONFIG=config), stdout=log,
+      stderr=subprocess.STDOUT, cwd=ROOT)
+             for config, log in zip(distribute.local_cluster(2), logs)]
   try:
     codes = [w.wait(timeout=TIMEOUT) for w in workers]
   finally:
@@ -69,6 +65,12 @@ def _run_workers(args, tmp_path, name):
   for log in logs:
     log.close()
   return codes, texts
+
+
+def _run_workers(args, tmp_path, name):
+  """Runs kerasrnn-train with `args` on two workers to the end."""
+  return _run_cluster(_train(*args, "--config.train.distribute=multi_worker"),
+                      tmp_path, name)
 
 
 def _results(workdir):
@@ -232,17 +234,8 @@ def test_multi_worker_run_resumes_after_a_worker_dies(
   workdir = str(tmp_path / "killed")
   script = _DYING_WORKER.format(root=ROOT, workdir=workdir, point=point,
                                 victim=victim, data=corpus_dir)
-  logs = [open(tmp_path / f"first{i}.log", "w+") for i in range(2)]
-  workers = [subprocess.Popen(
-      [sys.executable, "-c", script], env=dict(os.environ, TF_CONFIG=config),
-      stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-             for config, log in zip(distribute.local_cluster(2), logs)]
-  try:
-    codes = [w.wait(timeout=TIMEOUT) for w in workers]
-  finally:
-    for w in workers:
-      w.kill()
-  texts = [_read(log) for log in logs]
+  codes, texts = _run_cluster([sys.executable, "-c", script], tmp_path,
+                              "first")
   survivor = 1 - victim
   assert codes[victim] == -signal.SIGKILL, texts[victim][-3000:]
   assert codes[survivor] == 2, texts[survivor][-3000:]

@@ -45,7 +45,7 @@ def loaded(run):
   return tf.saved_model.load(run[1])
 
 
-def _test_sentences(workdir):
+def lines_of_test_split(workdir):
   """The raw lines of the test sentences the run evaluates on."""
   config = wd.load_config(workdir)
   n = load_corpus(config.data, wd.load_vocab(workdir)).splits["test"].num_sentences
@@ -81,7 +81,7 @@ _FRESH = textwrap.dedent("""
 
 def test_fresh_process_without_kerasrnn_agrees_with_evaluate(run, tmp_path):
   workdir, path = run
-  lines = _test_sentences(workdir)
+  lines = lines_of_test_split(workdir)
   (tmp_path / "lines.json").write_text(json.dumps(lines))
   out = subprocess.run([sys.executable, "-c", _FRESH, path,
                         str(tmp_path / "lines.json")], capture_output=True,
@@ -303,7 +303,7 @@ def test_score_and_generate_tools_read_the_export(run, loaded):
 
 def test_score_tool_on_a_split_file_equals_sentence_evaluation(run, tmp_path):
   workdir, path = run
-  lines = _test_sentences(workdir)
+  lines = lines_of_test_split(workdir)
   data = tmp_path / "test.txt"  # The split with blank lines in it.
   data.write_text("\n".join(lines[:5] + ["", "   "] + lines[5:]) + "\n\n")
   scored = run_tool("score", f"--model={path}", f"--input={data}", "--total_only")
@@ -316,23 +316,38 @@ def test_score_tool_on_a_split_file_equals_sentence_evaluation(run, tmp_path):
                                               rel=1e-5)
 
 
-def test_streaming_the_test_split_through_step_equals_stream_evaluation(
-    run, loaded):
-  workdir, _ = run
+def stream_test_split(workdir, step, chunk):
+  """Streams a run's test split through the `step` signature as one row, in
+  chunks of `chunk` tokens from the start state.
+
+  Returns:
+    (log-likelihood, target tokens, each call's next_log_probs).
+  """
   config = wd.load_config(workdir)
   split = load_corpus(config.data, wd.load_vocab(workdir)).splits["test"]
   inputs, targets = pipelines.read_piece(split, 0, split.num_tokens)
-  step = loaded.signatures["step"]
-  states = {k: tf.zeros([1, v.shape[1]]) for k, v in
-            step.structured_input_signature[1].items()
+  states = {k: tf.zeros([1] + [d or 0 for d in v.shape[1:]], v.dtype)
+            for k, v in step.structured_input_signature[1].items()
             if k.startswith("state_")}
-  log_likelihood, tokens = 0.0, 0
-  for start in range(0, len(inputs), 37):  # Chunks of any length.
-    out = step(token_ids=tf.constant(inputs[None, start:start + 37]),
-               targets=tf.constant(targets[None, start:start + 37]), **states)
+  log_likelihood, tokens, next_log_probs = 0.0, 0, []
+  for start in range(0, len(inputs), chunk):
+    out = step(token_ids=tf.constant(inputs[None, start:start + chunk]),
+               targets=tf.constant(targets[None, start:start + chunk]),
+               **states)
     states = {k: out[k] for k in states}
     log_likelihood += float(out["log_likelihood"][0])
     tokens += int(out["num_tokens"][0])
+    next_log_probs.append(out["next_log_probs"].numpy())
+  return log_likelihood, tokens, next_log_probs
+
+
+def test_streaming_the_test_split_through_step_equals_stream_evaluation(
+    run, loaded):
+  workdir, _ = run
+  log_likelihood, tokens, _ = stream_test_split(
+      workdir, loaded.signatures["step"], 37)  # Chunks of any length.
+  config = wd.load_config(workdir)
+  split = load_corpus(config.data, wd.load_vocab(workdir)).splits["test"]
   expected = evaluation.evaluate(workdir, "test", batch_size=1, mode="stream")
   assert tokens == expected["target_tokens"] == split.num_tokens
   assert np.exp(-log_likelihood / tokens) == pytest.approx(

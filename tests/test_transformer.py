@@ -144,8 +144,8 @@ def test_export_scores_like_sentence_evaluation_and_generates(run):
   assert sorted(loaded.signatures) == ["generate", "log_probs", "next_words",
                                        "score", "serving_default", "step",
                                        "tokenize"]
-  from test_serving import _test_sentences  # pylint: disable=g-import-not-at-top
-  lines = _test_sentences(workdir)
+  from test_serving import lines_of_test_split  # pylint: disable=g-import-not-at-top
+  lines = lines_of_test_split(workdir)
   scores = loaded.signatures["score"](text=tf.constant(lines))
   tokens = int(tf.reduce_sum(scores["num_tokens"]))
   ll = float(tf.reduce_sum(scores["log_likelihood"]))

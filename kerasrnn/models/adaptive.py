@@ -15,11 +15,11 @@ and, for each cluster, the positions whose target is in it (`nll`). Calling
 the layer gives every word's log-probability, cluster by cluster, for
 evaluation at full resolution and the exports (`call`).
 """
-import keras
 from keras import ops
 import tensorflow as tf
 
 from kerasrnn.errors import UserError
+from kerasrnn.models import output
 
 
 def check_cutoffs(cutoffs, vocab_size):
@@ -55,7 +55,7 @@ def parameters(depth, vocab_size, cutoffs, factor):
   return count
 
 
-class AdaptiveSoftmax(keras.layers.Layer):
+class AdaptiveSoftmax(output.OutputLayer):
   """Hidden states -> exact log-probabilities over the vocabulary.
 
   Args:
@@ -68,13 +68,11 @@ class AdaptiveSoftmax(keras.layers.Layer):
 
   def __init__(self, vocab_size, cutoffs, factor=4.0, kernel_initializer=None,
                bias_initializer="zeros", **kwargs):
-    super().__init__(**kwargs)
     check_cutoffs(cutoffs, vocab_size)
-    self.vocab_size = vocab_size
+    super().__init__(vocab_size, kernel_initializer, bias_initializer,
+                     **kwargs)
     self.cutoffs = tuple(int(c) for c in cutoffs)
     self.factor = float(factor)
-    self.kernel_initializer = kernel_initializer or "glorot_uniform"
-    self.bias_initializer = bias_initializer
     self.clusters = cluster_sizes(self.cutoffs, vocab_size)
 
   def build(self, input_shape):
@@ -141,17 +139,5 @@ class AdaptiveSoftmax(keras.layers.Layer):
     return nll * tf.cast(targets != 0, nll.dtype)
 
   def get_config(self):
-    config = super().get_config()
-    config.update(vocab_size=self.vocab_size, cutoffs=self.cutoffs,
-                  factor=self.factor,
-                  kernel_initializer=keras.initializers.serialize(
-                      keras.initializers.get(self.kernel_initializer)),
-                  bias_initializer=keras.initializers.serialize(
-                      keras.initializers.get(self.bias_initializer)))
-    return config
-
-  def compute_mask(self, inputs, mask=None):
-    return None
-
-  def compute_output_shape(self, input_shape):
-    return tuple(input_shape[:-1]) + (self.vocab_size,)
+    return {**super().get_config(), "cutoffs": self.cutoffs,
+            "factor": self.factor}

@@ -13,6 +13,7 @@ import tensorflow as tf
 from kerasrnn import compat
 from kerasrnn.errors import UserError
 from kerasrnn.models import adaptive
+from kerasrnn.models import output
 from kerasrnn.models import recurrent
 from kerasrnn.models import regularizers
 from kerasrnn.models import transformer
@@ -111,12 +112,8 @@ class _Untracked:
     self.value = value
 
 
-class Logits(keras.layers.Layer):
+class Logits(output.OutputLayer):
   """Projects hidden states to vocabulary logits, optionally tied.
-
-  The output carries no Keras mask: the loss and the perplexity metric mask
-  padding by its target id (0) themselves, and a mask on the logits would
-  make Keras re-weight the per-sequence loss sums.
 
   Args:
     vocab_size: number of output classes.
@@ -128,14 +125,13 @@ class Logits(keras.layers.Layer):
 
   def __init__(self, vocab_size, embedding=None, kernel_initializer=None,
                bias_initializer="zeros", **kwargs):
-    super().__init__(**kwargs)
-    self.vocab_size = vocab_size
+    super().__init__(vocab_size, kernel_initializer, bias_initializer,
+                     **kwargs)
     self.tied = embedding is not None
     # A function, not the layer itself: Keras would track the embedding as a
-    # sublayer of this one and count (and save) its matrix twice.
+    # sublayer of this one and count (and save) its matrix twice. Not
+    # serialised either: models are rebuilt from the kerasrnn config.
     self._tied_matrix = lambda: embedding.embeddings
-    self.kernel_initializer = kernel_initializer or "glorot_uniform"
-    self.bias_initializer = bias_initializer
 
   def build(self, input_shape):
     if not self.tied:
@@ -150,25 +146,7 @@ class Logits(keras.layers.Layer):
     return ops.matmul(x, kernel) + self.bias
 
   def nll(self, x, targets):
-    """<float32>[batch, time] NLL of each target (0 at padding)."""
     return token_nll(targets, self(x))
-
-  def get_config(self):
-    # The tied embedding is a reference to another layer and is not
-    # serialised: models are rebuilt from the kerasrnn config, not from JSON.
-    config = super().get_config()
-    config.update(vocab_size=self.vocab_size,
-                  kernel_initializer=keras.initializers.serialize(
-                      keras.initializers.get(self.kernel_initializer)),
-                  bias_initializer=keras.initializers.serialize(
-                      keras.initializers.get(self.bias_initializer)))
-    return config
-
-  def compute_mask(self, inputs, mask=None):
-    return None
-
-  def compute_output_shape(self, input_shape):
-    return tuple(input_shape[:-1]) + (self.vocab_size,)
 
 
 def rnn_layers(model):
