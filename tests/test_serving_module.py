@@ -2,6 +2,7 @@
 are checked: LSTM and GRU, 1 and 2 layers, tied and untied, and the
 Transformer's key/value cache; untrained weights (equality does not need
 training)."""
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,7 +20,8 @@ VARIANTS = [("lstm", 1, False), ("lstm", 2, False), ("lstm", 2, True),
             ("transformer", 1, False), ("transformer", 2, True)]
 
 
-def _module(tmp_path, cell, layers, tied, max_new_tokens=20):
+def _module(tmp_path, cell, layers, tied, max_new_tokens=20,
+            saturated=False):
   vocab = Vocabulary.build([WORDS])
   vocab_file = str(tmp_path / "vocab.txt")
   vocab.save(vocab_file)
@@ -27,6 +29,11 @@ def _module(tmp_path, cell, layers, tied, max_new_tokens=20):
       "model.cell": cell, "model.num_layers": layers,
       "model.tie_embeddings": tied, "model.init_scale": 0.5})
   model = build_model(config, len(vocab), use_cudnn=False)
+  if saturated:  # Input, forget and candidate gates near 1: |c| grows ~1/step.
+    for layer in model.layers:
+      if isinstance(layer, keras.layers.LSTM):
+        units = layer.cell.units
+        layer.cell.bias.assign(np.repeat([20.0, 20.0, 20.0, 0.0], units))
   return LanguageModelModule(model, vocab_file, vocab.words,
                              max_new_tokens=max_new_tokens)
 
@@ -110,6 +117,44 @@ def test_step_chunks_and_generate_decoder_equal_log_probs(tmp_path, cell,
       np.arange(3), last + 1]
   np.testing.assert_allclose(tf.nn.log_softmax(step_logits).numpy(), want,
                              atol=1e-5)
+
+
+# Of different lengths, an unknown word ("zebra") and an empty text.
+TEXTS = ["the cat sat on a mat", "dog", "a zebra saw the red cat", ""]
+
+
+# A saturated LSTM's cell states go beyond 3, where TensorFlow's fused LSTM
+# ops clip them by default: the module must not.
+@pytest.mark.parametrize("cell,layers,tied,saturated",
+                         [v + (False,) for v in VARIANTS]
+                         + [("lstm", 2, False, True)])
+def test_score_and_next_words_equal_the_models_log_probs(tmp_path, cell,
+                                                         layers, tied,
+                                                         saturated):
+  module = _module(tmp_path, cell, layers, tied, saturated=saturated)
+  rows = [[text.EOS_ID] + [module.table.lookup(tf.constant(w)).numpy()
+                           for w in t.split()] for t in TEXTS]
+  ids = np.zeros((len(rows), max(map(len, rows))), np.int32)
+  for i, row in enumerate(rows):
+    ids[i, :len(row)] = row
+  expected = module.log_probs(tf.constant(ids))["log_probs"].numpy()
+  lengths = np.array([len(r) for r in rows])
+  targets = np.roll(ids, -1, axis=1)
+  targets[np.arange(len(rows)), lengths - 1] = text.EOS_ID
+  picked = np.take_along_axis(expected, targets[..., None], -1)[..., 0]
+  real = np.arange(ids.shape[1]) < lengths[:, None]
+  out = module.score(tf.constant(TEXTS))
+  np.testing.assert_array_equal(out["num_tokens"].numpy(), lengths)
+  np.testing.assert_allclose(out["log_likelihood"].numpy(),
+                             (picked * real).sum(1), rtol=1e-5)
+  last = expected[np.arange(len(rows)), lengths - 1, 1:]  # No padding.
+  last = np.exp(last) / np.exp(last).sum(-1, keepdims=True)
+  top = module.next_words(tf.constant(TEXTS))
+  np.testing.assert_allclose(top["probabilities"].numpy(),
+                             -np.sort(-last, axis=-1)[:, :module.top_k],
+                             atol=1e-5)
+  if cell == "lstm":  # The fused LSTM ops ran, not the model.
+    assert module.decoder.fused is not None
 
 
 def _invalid(fn, match, **kwargs):

@@ -14,6 +14,7 @@ prefix). `step` passes that state through its inputs and outputs.
 """
 import math
 
+import keras
 import tensorflow as tf
 
 from kerasrnn.data import text
@@ -32,15 +33,50 @@ def _cell_step(cell, x, states):
       new_states]
 
 
-class RecurrentDecoder:
+def _fused_lstm_weights(cell):
+  """An LSTM cell's weights as TensorFlow's fused BlockLSTMV2 op takes them:
+  ([input + units, 4 units] kernel: the input's rows then the recurrent
+  ones, [4 units] bias; Keras's gate order i, f, c, o); None if the cell is
+  no plain sigmoid/tanh LSTM cell, which that op cannot compute."""
+  if not (isinstance(cell, keras.layers.LSTMCell)
+          and cell.activation is keras.activations.tanh
+          and cell.recurrent_activation is keras.activations.sigmoid):
+    return None
+  kernel = tf.concat([cell.kernel, cell.recurrent_kernel], axis=0)
+  bias = cell.bias if cell.use_bias else tf.zeros([4 * cell.units])
+  return (tf.Variable(kernel, trainable=False, name="fused_kernel"),
+          tf.Variable(bias, trainable=False, name="fused_bias"))
+
+
+def _block_lstm(x, h, c, kernel, bias):
+  """BlockLSTMV2 over time-major x [time, batch, input] from states h, c:
+  (outputs h [time, batch, units], cell states [time, batch, units])."""
+  no_peephole = tf.zeros([bias.shape[0] // 4])
+  out = tf.raw_ops.BlockLSTMV2(
+      seq_len_max=tf.cast(tf.shape(x)[0], tf.int64), x=x, cs_prev=c,
+      h_prev=h, w=kernel, wci=no_peephole, wcf=no_peephole, wco=no_peephole,
+      b=bias, cell_clip=-1.0, use_peephole=False)
+  return out.h, out.cs
+
+
+class RecurrentDecoder(tf.Module):
   """An LSTM/GRU model one token at a time; its state is the cells' states,
   one named tensor each: state_<layer>_h, and state_<layer>_c for an LSTM
-  (Keras's order of a cell's states)."""
+  (Keras's order of a cell's states).
+
+  An LSTM runs TensorFlow's fused LSTM op (one op per layer, for one step
+  or a whole sequence) on a copy of its weights in the op's layout, which
+  the SavedModel holds beside the model's: at batch 1 the time of a step is
+  mostly the number of ops it runs. A GRU runs its Keras cells.
+  """
 
   def __init__(self, model):
+    super().__init__(name="recurrent_decoder")
     self._embedding = model.get_layer("embedding")
     self._cells = [layer.cell for layer in rnn_layers(model)]
     self._logits = model.get_layer("logits")
+    fused = [_fused_lstm_weights(cell) for cell in self._cells]
+    self.fused = fused if all(w is not None for w in fused) else None
     self.specs = {
         f"state_{i}_{part}": tf.TensorSpec([None, cell.units], tf.float32,
                                            f"state_{i}_{part}")
@@ -55,6 +91,13 @@ class RecurrentDecoder:
     """The model's logits after the state (the top layer's output is its h)."""
     return self._logits(self._nested(states)[-1][0])
 
+  def _cell_step(self, i, x, states):
+    """Layer i's output and new states (a list) for inputs x."""
+    if self.fused is None:
+      return _cell_step(self._cells[i], x, states)
+    h, c = _block_lstm(x[None], *states, *self.fused[i])
+    return h[0], [h[0], c[0]]
+
   def advance(self, token, states, real):
     """Feeds one token per row; rows where `real` is False keep their state.
 
@@ -63,12 +106,26 @@ class RecurrentDecoder:
     """
     x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
     flat = []
-    for cell, s in zip(self._cells, self._nested(states)):
-      x, s = _cell_step(cell, x, s)
+    for i, s in enumerate(self._nested(states)):
+      x, s = self._cell_step(i, x, s)
       flat += s
     new = {name: tf.where(real[:, None], value, states[name])
            for name, value in zip(states, flat)}
     return self._logits(x), new
+
+  def hidden_states(self, token_ids):
+    """<float32>[batch, time, units] top-layer outputs of right-padded ids
+    (0 only after a row's last token, whose outputs are then not used), or
+    None where only the model itself can compute them (a GRU)."""
+    if self.fused is None:
+      return None
+    x = tf.transpose(tf.nn.embedding_lookup(self._embedding.embeddings,
+                                            token_ids), [1, 0, 2])
+    batch = tf.shape(token_ids)[0]
+    for cell, weights in zip(self._cells, self.fused):
+      zeros = tf.zeros([batch, cell.units])
+      x, _ = _block_lstm(x, zeros, zeros, *weights)
+    return tf.transpose(x, [1, 0, 2])
 
 
 class TransformerDecoder:
@@ -108,6 +165,10 @@ class TransformerDecoder:
 
   def logits(self, states):
     return self._logits(states["state_hidden"])
+
+  def hidden_states(self, token_ids):
+    del token_ids  # The model computes them (`RecurrentDecoder`'s).
+    return None
 
   def advance(self, token, states, real):
     """Feeds one token per row at its row's next position (see class)."""
@@ -224,6 +285,28 @@ class LanguageModelModule(tf.Module):
     # Padding is never a word to predict or sample.
     return logits + tf.one_hot(text.PAD_ID, self.vocab_size, on_value=-1e9)
 
+  def _right_padded(self, strings):
+    """Each text read from <eos>: (<int32>[batch, time] inputs, the targets
+    (its words then <eos>), <int32>[batch] tokens per row), 0 after a row's
+    last token."""
+    ids = self._ids(strings).to_tensor(text.PAD_ID)
+    lengths = tf.reduce_sum(tf.cast(ids != text.PAD_ID, tf.int32), axis=1) + 1
+    eos = tf.fill([tf.shape(ids)[0], 1], text.EOS_ID)
+    inputs = tf.concat([eos, ids], axis=1)
+    targets = tf.concat([ids, tf.zeros_like(eos)], axis=1)
+    last = tf.range(tf.shape(inputs)[1])[None, :] == lengths[:, None] - 1
+    return inputs, tf.where(last, text.EOS_ID, targets), lengths
+
+  def _hidden_states(self, inputs):
+    """The top layer's outputs for right-padded inputs, or None (see
+    `RecurrentDecoder.hidden_states`)."""
+    hidden = self.decoder.hidden_states(inputs)
+    if hidden is None:
+      return None
+    return tf.cond(tf.size(inputs) > 0, lambda: hidden,
+                   lambda: tf.zeros([tf.shape(inputs)[0], tf.shape(inputs)[1],
+                                     hidden.shape[-1]]))
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
   def score(self, text_in):
     """Scores sentences as sentence-mode evaluation does.
@@ -231,32 +314,28 @@ class LanguageModelModule(tf.Module):
     Each sentence is read from <eos> (the start symbol), and its words and
     the closing <eos> are the targets.
     """
-    ids = self._ids(text_in)
-    inputs = self._with_start(ids)
-    eos = tf.fill([ids.nrows(), 1], text.EOS_ID)
-    targets = tf.concat([ids, eos], axis=1)
-    log_probs = self._log_probs(inputs.to_tensor(text.PAD_ID))
-    dense_targets = targets.to_tensor(text.PAD_ID)
-    picked = tf.gather(log_probs, dense_targets, batch_dims=2)
-    real = tf.cast(dense_targets != text.PAD_ID, tf.float32)
-    log_likelihood = tf.reduce_sum(picked * real, axis=1)
-    num_tokens = tf.cast(targets.row_lengths(), tf.int32)
+    inputs, targets, num_tokens = self._right_padded(text_in)
+    hidden = self._hidden_states(inputs)
+    log_probs = (self._log_probs(inputs) if hidden is None else
+                 tf.nn.log_softmax(self.model.get_layer("logits")(hidden)))
+    picked = tf.gather(log_probs, targets, batch_dims=2)
+    log_likelihood = tf.reduce_sum(
+        tf.where(targets != text.PAD_ID, picked, 0.0), axis=1)
     return {"log_likelihood": log_likelihood, "num_tokens": num_tokens,
             "perplexity": tf.exp(-log_likelihood /
                                  tf.cast(num_tokens, tf.float32))}
 
-  def _last_log_probs(self, ids):
-    """Log-probabilities of the word after each row's last word."""
-    inputs = self._with_start(ids)
-    log_probs = self._log_probs(inputs.to_tensor(text.PAD_ID))
-    last = tf.cast(inputs.row_lengths() - 1, tf.int32)
-    return tf.gather(log_probs, last, batch_dims=1)
-
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
   def next_words(self, text_in):
     """The `top_k` most likely next words after each text."""
-    log_probs = self._last_log_probs(self._ids(text_in))
-    top = tf.math.top_k(tf.nn.log_softmax(self._without_padding(log_probs)),
+    inputs, _, lengths = self._right_padded(text_in)
+    hidden = self._hidden_states(inputs)
+    if hidden is None:
+      last = tf.gather(self._log_probs(inputs), lengths - 1, batch_dims=1)
+    else:  # The output layer at the last positions only.
+      last = self.model.get_layer("logits")(
+          tf.gather(hidden, lengths - 1, batch_dims=1))
+    top = tf.math.top_k(tf.nn.log_softmax(self._without_padding(last)),
                         self.top_k)
     return {"words": tf.gather(self.words, top.indices),
             "probabilities": tf.exp(top.values)}
