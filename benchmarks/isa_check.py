@@ -33,7 +33,7 @@ def main(argv):
   del argv
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from train_throughput import machine  # pylint: disable=g-import-not-at-top
+  from machine import machine  # pylint: disable=g-import-not-at-top
   m, k, n = (int(v) for v in _SHAPE.value)
   a, b = tf.random.normal([m, k]), tf.random.normal([k, n])
   result = {"shape": [m, k, n], **machine()}

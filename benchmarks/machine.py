@@ -1,6 +1,7 @@
-"""Adds this machine (CPU model name, ISA flags, ISA restrictions in force)
-to each JSON line read on stdin, for benchmarks run in PyTorch's
-environment, which records none:
+"""This machine as benchmarks record it: CPU model name, vector ISA, any ISA
+restriction in force (`machine()`, which every benchmark adds to its JSON
+lines). As a script it adds the same to each JSON line read on stdin, for
+benchmarks run in PyTorch's environment, which records none:
 
   ~/torch-ref/bin/python ../shared/bench/torch_reference.py | python benchmarks/machine.py
 """
@@ -8,9 +9,22 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_throughput import machine  # pylint: disable=g-import-not-at-top
+ISA_VARIABLES = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
+                 "MKL_ENABLE_INSTRUCTIONS")
 
-for line in sys.stdin:
-  if line.startswith("{"):
-    print(json.dumps({**json.loads(line), **machine()}))
+
+def machine():
+  """The CPU's model name and vector ISA, and any ISA restriction in force."""
+  from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
+  name, cpu_flags = fast_path.cpu()
+  isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni")
+         if f in cpu_flags]
+  return {"cpu": name, "cpu_isa": isa,
+          "isa_env": {v: os.environ[v] for v in ISA_VARIABLES
+                      if v in os.environ}}
+
+
+if __name__ == "__main__":
+  for line in sys.stdin:
+    if line.startswith("{"):
+      print(json.dumps({**json.loads(line), **machine()}))

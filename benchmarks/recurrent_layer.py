@@ -105,7 +105,7 @@ def main():
   if args.torch:  # benchmarks/machine.py adds the machine
     line.update(torch_layer(args.cell, *shape))
   else:
-    from train_throughput import machine  # pylint: disable=g-import-not-at-top
+    from machine import machine  # pylint: disable=g-import-not-at-top
     line.update(kerasrnn_layer(args.cell, args.jit_compile, *shape),
                 **machine())
   print(json.dumps(line))

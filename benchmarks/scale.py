@@ -156,11 +156,9 @@ def measure(tokens):
 
 def _machine():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
-  name, cpu_flags = fast_path.cpu()
-  return {"cpu": name, "cpu_isa": [f for f in ("avx2", "avx512f")
-                                   if f in cpu_flags],
-          "tensorflow": tf.__version__, "date": time.strftime("%Y-%m-%d")}
+  from machine import machine  # pylint: disable=g-import-not-at-top
+  return {**machine(), "tensorflow": tf.__version__,
+          "date": time.strftime("%Y-%m-%d")}
 
 
 def plot(lines_path, png):

@@ -51,12 +51,15 @@ def _summary(ms):
 def main(argv):
   del argv
   from kerasrnn.serving.saved_model import resolve  # pylint: disable=g-import-not-at-top
+  from machine import machine  # pylint: disable=g-import-not-at-top
   path = resolve(_MODEL.value)
   sig = tf.saved_model.load(path).signatures
   one = tf.constant([_SENTENCE])
   assert len(_SENTENCE.split()) == 20
   calls, warmup = _CALLS.value, _WARMUP.value
-  out = {"model": path}
+  out = {"framework": f"kerasrnn export, TF {tf.__version__}", "model": path,
+         "cell": "lstm" if "state_0_c" in sig["step"].structured_input_signature[1]
+         else "other", **machine()}
   out["score_1x20"] = _summary(_latencies(lambda: sig["score"](text=one),
                                           calls, warmup))
   out["next_words_1x20"] = _summary(_latencies(

@@ -16,11 +16,10 @@ What is timed is what a Python server would do per request:
 - `next_words_1x20`: the same read, the top 10 words after it.
 - `score_batch64_tokens_per_second`: 64 copies of the sentence at once.
 - `next_token`: one more token from a carried state (the `step` peer).
-Prints one JSON line, with the CPU's model name.
+Prints one JSON line (benchmarks/machine.py adds the CPU to it).
 """
 import argparse
 import json
-import platform
 import time
 
 import numpy as np
@@ -62,17 +61,6 @@ def summary(ms):
           "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
-def cpu_name():
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor()
-
-
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--vocab", required=True, help="an export's assets/vocab.txt")
@@ -108,7 +96,7 @@ def main():
     return [[words[i] for i in row] for row in top.indices.tolist()]
 
   out = {"framework": f"torch {torch.__version__} eager", "cell": a.cell,
-         "vocab_size": len(words), "threads": a.threads, "cpu": cpu_name()}
+         "vocab_size": len(words), "threads": a.threads}
   calls, warmup = a.calls, a.warmup
   with torch.inference_mode():
     one = [SENTENCE]

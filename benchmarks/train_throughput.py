@@ -33,6 +33,7 @@ from absl import flags
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from machine import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CELL = flags.DEFINE_enum("cell", "lstm", ["lstm", "gru", "transformer"],
                           "Cell (transformer: blocks of width hidden_size).")
@@ -66,21 +67,6 @@ _IDS = flags.DEFINE_enum(
     "reference), or ranked by a seeded Zipf law (word r has frequency ~1/r, "
     "as benchmarks/scale.py's corpora and real text): what an adaptive "
     "softmax's clusters see.")
-
-
-ISA_VARIABLES = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
-                 "MKL_ENABLE_INSTRUCTIONS")
-
-
-def machine():
-  """The CPU's model name and vector ISA, and any ISA restriction in force."""
-  from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
-  name, cpu_flags = fast_path.cpu()
-  isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni")
-         if f in cpu_flags]
-  return {"cpu": name, "cpu_isa": isa,
-          "isa_env": {v: os.environ[v] for v in ISA_VARIABLES
-                      if v in os.environ}}
 
 
 def _config():

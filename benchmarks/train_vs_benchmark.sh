@@ -32,7 +32,7 @@ bench
 python - "$OUT" "$WORK/run" "kerasrnn-train --config=$CONFIG --config.train.epochs=$EPOCHS --config.train.verbose=2" <<'EOF'
 import csv, json, statistics, sys
 sys.path.insert(0, "benchmarks")
-from train_throughput import machine
+from machine import machine
 out, run, what = sys.argv[1:]
 with open(f"{run}/history.csv", encoding="utf-8") as f:
   epochs = [{"what": what, "epoch": int(r["epoch"]),

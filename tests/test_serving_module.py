@@ -178,6 +178,11 @@ def test_requests_are_checked(tmp_path):
            **dict(states, state_1_c=tf.zeros([3, 16])))
   _invalid(_step(module), "targets must have the shape of token_ids",
            token_ids=ok, targets=ok[:, :1], **states)
+  _invalid(_step(module), "token_ids must be padded \\(0\\) only after",
+           token_ids=tf.constant([[2, 5], [0, 6]]),
+           targets=tf.constant([[5, 6], [0, 7]]), **states)
+  _invalid(_step(module), "targets must be 0 where token_ids are padding",
+           token_ids=tf.constant([[2, 5], [2, 0]]), targets=ok, **states)
   _invalid(module.generate, "max_tokens must have one row per row of prompt",
            prompt=tf.constant(["the", "a"]), max_tokens=tf.constant([1]),
            temperature=tf.constant([0.0, 0.0]))

@@ -119,13 +119,38 @@ class RecurrentDecoder(tf.Module):
     None where only the model itself can compute them (a GRU)."""
     if self.fused is None:
       return None
+    batch = tf.shape(token_ids)[0]
+    zeros = {name: tf.zeros([batch, spec.shape[1]])
+             for name, spec in self.specs.items()}
+    return self.read(token_ids, zeros)[0][:, 1:]
+
+  def read(self, token_ids, states):
+    """Reads right-padded chunks (0 only after a row's last token) from
+    `states` at once, one fused op per layer; None for a GRU (`advance`
+    step by step instead).
+
+    Returns:
+      (<float32>[batch, 1 + time, units] top-layer outputs: the incoming
+      state's, then one per input; the states after each row's last input).
+    """
+    if self.fused is None:
+      return None
     x = tf.transpose(tf.nn.embedding_lookup(self._embedding.embeddings,
                                             token_ids), [1, 0, 2])
-    batch = tf.shape(token_ids)[0]
-    for cell, weights in zip(self._cells, self.fused):
-      zeros = tf.zeros([batch, cell.units])
-      x, _ = _block_lstm(x, zeros, zeros, *weights)
-    return tf.transpose(x, [1, 0, 2])
+    last = tf.reduce_sum(tf.cast(token_ids != text.PAD_ID, tf.int32), 1)
+    # Batch-major, the incoming state first: at index n, the state after a
+    # row's n-th input (0: none).
+    with_start = lambda first, seq: tf.concat(
+        [first[:, None], tf.transpose(seq, [1, 0, 2])], axis=1)
+    names = iter(states)
+    new = {}
+    for (h, c), weights in zip(self._nested(states), self.fused):
+      h_all, c_all = _block_lstm(x, h, c, *weights)
+      x = h_all
+      outputs = with_start(h, h_all)
+      for state in (outputs, with_start(c, c_all)):
+        new[next(names)] = tf.gather(state, last, axis=1, batch_dims=1)
+    return outputs, new
 
 
 class TransformerDecoder:
@@ -168,6 +193,10 @@ class TransformerDecoder:
 
   def hidden_states(self, token_ids):
     del token_ids  # The model computes them (`RecurrentDecoder`'s).
+    return None
+
+  def read(self, token_ids, states):
+    del token_ids, states  # Token by token (`RecurrentDecoder.read`).
     return None
 
   def advance(self, token, states, real):
@@ -367,16 +396,30 @@ class LanguageModelModule(tf.Module):
         (states[name], spec.shape) for name, spec in self.decoder.specs.items()]
 
   def _read(self, inputs, states, targets=None):
-    """Runs <int32>[batch, time] inputs through the decoder, step by step.
+    """Runs <int32>[batch, time] right-padded inputs through the decoder:
+    all at once where it can (`RecurrentDecoder.read`), else step by step.
 
-    Padded steps (id 0) leave a row's state unchanged, so rows of different
-    lengths end in the state after their own last token.
+    Padded steps (id 0, after a row's last token) leave a row's state
+    unchanged, so rows of different lengths end in the state after their
+    own last token.
 
     Returns:
       (the model's logits after each row's last real input (from its
       incoming state if it has none), new states, log-likelihood of the
       non-zero `targets`, their number).
     """
+    read = self.decoder.read(inputs, states)
+    if read is not None:
+      outputs, states = read
+      logits = self.model.get_layer("logits")(outputs)
+      last = tf.reduce_sum(tf.cast(inputs != text.PAD_ID, tf.int32), 1)
+      if targets is None:
+        return (tf.gather(logits, last, batch_dims=1), states, None, None)
+      picked = tf.gather(tf.nn.log_softmax(logits[:, 1:]), targets,
+                         batch_dims=2)
+      return (tf.gather(logits, last, batch_dims=1), states,
+              tf.reduce_sum(tf.where(targets != text.PAD_ID, picked, 0.0), 1),
+              tf.reduce_sum(tf.cast(targets != text.PAD_ID, tf.int32), 1))
     batch = tf.shape(inputs)[0]
     logits = self.decoder.logits(states)
     log_likelihood = tf.zeros([batch])
@@ -428,6 +471,19 @@ class LanguageModelModule(tf.Module):
               + [tf.debugging.assert_equal(
                   tf.shape(targets), tf.shape(token_ids),
                   message="targets must have the shape of token_ids")])
+    with tf.control_dependencies(checks):
+      real = token_ids != text.PAD_ID
+    padding = tf.logical_not(real)
+    checks = [
+        tf.debugging.assert_equal(
+            tf.cast(real, tf.int32),
+            tf.cast(tf.sequence_mask(tf.reduce_sum(tf.cast(real, tf.int32), 1),
+                                     tf.shape(real)[1]), tf.int32),
+            message="token_ids must be padded (0) only after a row's last "
+                    "token"),
+        tf.debugging.assert_equal(
+            tf.reduce_any(tf.logical_and(padding, targets != text.PAD_ID)),
+            False, message="targets must be 0 where token_ids are padding")]
     with tf.control_dependencies(checks):
       token_ids, targets = tf.identity(token_ids), tf.identity(targets)
       states = {name: tf.identity(value) for name, value in states.items()}

@@ -10,6 +10,7 @@ _SENTENCES = ["the company said it expects to report a loss",
               "stocks fell sharply in new york"]
 
 _IDS = tf.constant([[2, 5, 9, 0], [2, 7, 3, 4]])
+_NEXT = tf.constant([[5, 9, 0, 0], [7, 3, 4, 0]])  # 0: not scored.
 
 REQUESTS = {
     "score": {"text": tf.constant(_SENTENCES)},
@@ -29,7 +30,7 @@ def step_request(states):
     states: {state input name: tensor} of two rows at a stream's start (the
       module's `initial_states(2)`).
   """
-  return {"token_ids": _IDS, "targets": tf.roll(_IDS, -1, axis=1), **states}
+  return {"token_ids": _IDS, "targets": _NEXT, **states}
 
 
 def write_requests(saved_model_dir, states):
