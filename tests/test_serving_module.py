@@ -15,13 +15,16 @@ from kerasrnn.serving.module import LanguageModelModule
 
 WORDS = "the cat sat on a mat dog saw red is".split()
 
-VARIANTS = [("lstm", 1, False), ("lstm", 2, False), ("lstm", 2, True),
-            ("gru", 1, False), ("gru", 2, False), ("gru", 2, True),
-            ("transformer", 1, False), ("transformer", 2, True)]
+# (cell, layers, tied, fused_max_batch): the LSTM's batches of 3 and 4 rows
+# below run its fused op, except with fused_max_batch 0 (the Keras cells).
+VARIANTS = [("lstm", 1, False, 4), ("lstm", 2, False, 4), ("lstm", 2, True, 4),
+            ("lstm", 2, False, 0),
+            ("gru", 1, False, 4), ("gru", 2, False, 4), ("gru", 2, True, 4),
+            ("transformer", 1, False, 4), ("transformer", 2, True, 4)]
 
 
 def _module(tmp_path, cell, layers, tied, max_new_tokens=20,
-            saturated=False):
+            saturated=False, fused_max_batch=4):
   vocab = Vocabulary.build([WORDS])
   vocab_file = str(tmp_path / "vocab.txt")
   vocab.save(vocab_file)
@@ -35,7 +38,8 @@ def _module(tmp_path, cell, layers, tied, max_new_tokens=20,
         units = layer.cell.units
         layer.cell.bias.assign(np.repeat([20.0, 20.0, 20.0, 0.0], units))
   return LanguageModelModule(model, vocab_file, vocab.words,
-                             max_new_tokens=max_new_tokens)
+                             max_new_tokens=max_new_tokens,
+                             fused_max_batch=fused_max_batch)
 
 
 def _step(module):
@@ -53,10 +57,12 @@ IDS = np.array([[2, 5, 7, 9, 4, 3],
                 [2, 6, 11, 3, 0, 0]], np.int32)
 
 
-@pytest.mark.parametrize("cell,layers,tied", VARIANTS)
+@pytest.mark.parametrize("cell,layers,tied,fused_max_batch", VARIANTS)
 def test_step_signature_token_by_token_equals_log_probs(tmp_path, cell,
-                                                        layers, tied):
-  module = _module(tmp_path, cell, layers, tied)
+                                                        layers, tied,
+                                                        fused_max_batch):
+  module = _module(tmp_path, cell, layers, tied,
+                   fused_max_batch=fused_max_batch)
   expected = module.log_probs(tf.constant(IDS))["log_probs"].numpy()
   states = _state_inputs(module, len(IDS))
   ll = np.zeros(len(IDS))
@@ -79,10 +85,12 @@ def test_step_signature_token_by_token_equals_log_probs(tmp_path, cell,
   np.testing.assert_allclose(ll, (picked * (targets != 0)).sum(1), rtol=1e-5)
 
 
-@pytest.mark.parametrize("cell,layers,tied", VARIANTS)
+@pytest.mark.parametrize("cell,layers,tied,fused_max_batch", VARIANTS)
 def test_step_chunks_and_generate_decoder_equal_log_probs(tmp_path, cell,
-                                                          layers, tied):
-  module = _module(tmp_path, cell, layers, tied)
+                                                          layers, tied,
+                                                          fused_max_batch):
+  module = _module(tmp_path, cell, layers, tied,
+                   fused_max_batch=fused_max_batch)
   expected = module.log_probs(tf.constant(IDS))["log_probs"].numpy()
   last = (IDS != 0).sum(1) - 1
   targets = np.where(np.arange(6) < last[:, None],
@@ -109,8 +117,9 @@ def test_step_chunks_and_generate_decoder_equal_log_probs(tmp_path, cell,
       tf.nn.log_softmax(logits).numpy(), expected[np.arange(3), last],
       atol=1e-5)
   nxt = np.array([3, 4, 5], np.int32)
-  step_logits, _ = module.decoder.advance(tf.constant(nxt), states,
-                                          tf.constant([True] * 3))
+  step_logits, _ = module.decoder.advance(
+      tf.constant(nxt), states, tf.constant([True] * 3),
+      fused=cell == "lstm" and fused_max_batch > 0)
   longer = np.pad(IDS, ((0, 0), (0, 1)))
   longer[np.arange(3), last + 1] = nxt
   want = module.log_probs(tf.constant(longer))["log_probs"].numpy()[
@@ -125,13 +134,13 @@ TEXTS = ["the cat sat on a mat", "dog", "a zebra saw the red cat", ""]
 
 # A saturated LSTM's cell states go beyond 3, where TensorFlow's fused LSTM
 # ops clip them by default: the module must not.
-@pytest.mark.parametrize("cell,layers,tied,saturated",
+@pytest.mark.parametrize("cell,layers,tied,fused_max_batch,saturated",
                          [v + (False,) for v in VARIANTS]
-                         + [("lstm", 2, False, True)])
-def test_score_and_next_words_equal_the_models_log_probs(tmp_path, cell,
-                                                         layers, tied,
-                                                         saturated):
-  module = _module(tmp_path, cell, layers, tied, saturated=saturated)
+                         + [("lstm", 2, False, 4, True)])
+def test_score_and_next_words_equal_the_models_log_probs(
+    tmp_path, cell, layers, tied, fused_max_batch, saturated):
+  module = _module(tmp_path, cell, layers, tied, saturated=saturated,
+                   fused_max_batch=fused_max_batch)
   rows = [[text.EOS_ID] + [module.table.lookup(tf.constant(w)).numpy()
                            for w in t.split()] for t in TEXTS]
   ids = np.zeros((len(rows), max(map(len, rows))), np.int32)
@@ -153,8 +162,21 @@ def test_score_and_next_words_equal_the_models_log_probs(tmp_path, cell,
   np.testing.assert_allclose(top["probabilities"].numpy(),
                              -np.sort(-last, axis=-1)[:, :module.top_k],
                              atol=1e-5)
-  if cell == "lstm":  # The fused LSTM ops ran, not the model.
-    assert module.decoder.fused is not None
+
+
+def test_fused_and_keras_lstm_generate_the_same_greedy_words(tmp_path):
+  fused = _module(tmp_path, "lstm", 2, False, max_new_tokens=12)
+  cells = LanguageModelModule(
+      fused.model, str(tmp_path / "vocab.txt"),
+      [w.decode() for w in fused.words.numpy()], max_new_tokens=12,
+      fused_max_batch=0)
+  prompts = tf.constant(["the cat", "a dog saw", ""])
+  args = dict(prompt=prompts, max_tokens=tf.constant([12, 5, 12]),
+              temperature=tf.zeros([3]))
+  got, want = fused.generate(**args), cells.generate(**args)
+  assert got["text"].numpy().tolist() == want["text"].numpy().tolist()
+  np.testing.assert_array_equal(got["num_tokens"], want["num_tokens"])
+  assert want["num_tokens"].numpy().sum() > 0
 
 
 def _invalid(fn, match, **kwargs):

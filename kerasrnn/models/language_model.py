@@ -53,10 +53,13 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
     self.clip_norm, optimizer.global_clipnorm = optimizer.global_clipnorm, None
     super().compile(optimizer=optimizer, **kwargs)
 
+  def hidden_states(self, x, training=False):
+    """The output layer's inputs: <float32>[batch, time, width]."""
+    return self._hidden.value(x, training=training)
+
   def target_nll(self, x, y, training=False):
     """<float32>[batch, time] NLL of each target (0 at padding)."""
-    hidden = self._hidden.value(x, training=training)
-    return self.get_layer("logits").nll(hidden, y)
+    return self.get_layer("logits").nll(self.hidden_states(x, training), y)
 
   @property
   def metrics(self):

@@ -64,19 +64,22 @@ class RecurrentDecoder(tf.Module):
   one named tensor each: state_<layer>_h, and state_<layer>_c for an LSTM
   (Keras's order of a cell's states).
 
-  An LSTM runs TensorFlow's fused LSTM op (one op per layer, for one step
-  or a whole sequence) on a copy of its weights in the op's layout, which
-  the SavedModel holds beside the model's: at batch 1 the time of a step is
-  mostly the number of ops it runs. A GRU runs its Keras cells.
+  For batches of up to `fused_max_batch` rows an LSTM runs TensorFlow's
+  fused LSTM op (one op per layer, for one step or a whole chunk) on a copy
+  of its weights in the op's layout, which the SavedModel holds beside the
+  model's: there the time of a call is mostly the number of ops it runs.
+  Larger batches, and a GRU, run the Keras cells, whose matrix products
+  are faster there (docs/results.md#serving-latency).
   """
 
-  def __init__(self, model):
+  def __init__(self, model, fused_max_batch=4):
     super().__init__(name="recurrent_decoder")
     self._embedding = model.get_layer("embedding")
     self._cells = [layer.cell for layer in rnn_layers(model)]
     self._logits = model.get_layer("logits")
     fused = [_fused_lstm_weights(cell) for cell in self._cells]
     self.fused = fused if all(w is not None for w in fused) else None
+    self.fused_max_batch = fused_max_batch
     self.specs = {
         f"state_{i}_{part}": tf.TensorSpec([None, cell.units], tf.float32,
                                            f"state_{i}_{part}")
@@ -91,15 +94,9 @@ class RecurrentDecoder(tf.Module):
     """The model's logits after the state (the top layer's output is its h)."""
     return self._logits(self._nested(states)[-1][0])
 
-  def _cell_step(self, i, x, states):
-    """Layer i's output and new states (a list) for inputs x."""
-    if self.fused is None:
-      return _cell_step(self._cells[i], x, states)
-    h, c = _block_lstm(x[None], *states, *self.fused[i])
-    return h[0], [h[0], c[0]]
-
-  def advance(self, token, states, real):
+  def advance(self, token, states, real, fused=False):
     """Feeds one token per row; rows where `real` is False keep their state.
+    With `fused`, an LSTM's layers run the fused op, else the Keras cells.
 
     Returns:
       (<float32>[batch, vocab] logits after the token, the new states).
@@ -107,34 +104,24 @@ class RecurrentDecoder(tf.Module):
     x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
     flat = []
     for i, s in enumerate(self._nested(states)):
-      x, s = self._cell_step(i, x, s)
+      if fused:
+        h, c = _block_lstm(x[None], *s, *self.fused[i])
+        x, s = h[0], [h[0], c[0]]
+      else:
+        x, s = _cell_step(self._cells[i], x, s)
       flat += s
     new = {name: tf.where(real[:, None], value, states[name])
            for name, value in zip(states, flat)}
     return self._logits(x), new
 
-  def hidden_states(self, token_ids):
-    """<float32>[batch, time, units] top-layer outputs of right-padded ids
-    (0 only after a row's last token, whose outputs are then not used), or
-    None where only the model itself can compute them (a GRU)."""
-    if self.fused is None:
-      return None
-    batch = tf.shape(token_ids)[0]
-    zeros = {name: tf.zeros([batch, spec.shape[1]])
-             for name, spec in self.specs.items()}
-    return self.read(token_ids, zeros)[0][:, 1:]
-
   def read(self, token_ids, states):
     """Reads right-padded chunks (0 only after a row's last token) from
-    `states` at once, one fused op per layer; None for a GRU (`advance`
-    step by step instead).
+    `states` at once with the fused op, one per layer (an LSTM's).
 
     Returns:
       (<float32>[batch, 1 + time, units] top-layer outputs: the incoming
       state's, then one per input; the states after each row's last input).
     """
-    if self.fused is None:
-      return None
     x = tf.transpose(tf.nn.embedding_lookup(self._embedding.embeddings,
                                             token_ids), [1, 0, 2])
     last = tf.reduce_sum(tf.cast(token_ids != text.PAD_ID, tf.int32), 1)
@@ -191,16 +178,11 @@ class TransformerDecoder:
   def logits(self, states):
     return self._logits(states["state_hidden"])
 
-  def hidden_states(self, token_ids):
-    del token_ids  # The model computes them (`RecurrentDecoder`'s).
-    return None
+  fused = None  # No fused op (`RecurrentDecoder`'s).
 
-  def read(self, token_ids, states):
-    del token_ids, states  # Token by token (`RecurrentDecoder.read`).
-    return None
-
-  def advance(self, token, states, real):
+  def advance(self, token, states, real, fused=False):
     """Feeds one token per row at its row's next position (see class)."""
+    assert not fused  # No fused op.
     mask = tf.concat([states["state_mask"],
                       tf.cast(real, tf.int32)[:, None]], axis=1)
     position = tf.reduce_sum(states["state_mask"], axis=1)
@@ -227,10 +209,13 @@ class LanguageModelModule(tf.Module):
     lowercase, tokenizer: the run's text preprocessing (config.data).
     top_k: how many words `next_words` returns.
     max_new_tokens: cap on `generate`'s max_tokens.
+    fused_max_batch: an LSTM's batches of up to this many rows run its
+      fused op (`RecurrentDecoder`).
   """
 
   def __init__(self, model, vocab_file, vocab_words, lowercase=False,
-               tokenizer="whitespace", top_k=10, max_new_tokens=200):
+               tokenizer="whitespace", top_k=10, max_new_tokens=200,
+               fused_max_batch=4):
     super().__init__(name="kerasrnn")
     self.model = model
     # Listed explicitly (as keras.export.ExportArchive does) so that every
@@ -251,8 +236,8 @@ class LanguageModelModule(tf.Module):
         default_value=text.UNK_ID)
     self.words = tf.constant(vocab_words)
     self.vocab_size = len(vocab_words)
-    self.decoder = (RecurrentDecoder(model) if rnn_layers(model)
-                    else TransformerDecoder(model))
+    self.decoder = (RecurrentDecoder(model, fused_max_batch)
+                    if rnn_layers(model) else TransformerDecoder(model))
     # One dict of named inputs: flat named tensors for TF Serving, and one
     # argument for callers such as keras.layers.TFSMLayer.
     specs = {name: tf.TensorSpec([None, None], tf.int32, name)
@@ -326,15 +311,26 @@ class LanguageModelModule(tf.Module):
     last = tf.range(tf.shape(inputs)[1])[None, :] == lengths[:, None] - 1
     return inputs, tf.where(last, text.EOS_ID, targets), lengths
 
+  def _fused_or(self, batch, fused, other):
+    """fused() where the decoder reads a batch of `batch` rows with its fused
+    op (`RecurrentDecoder`), else other()."""
+    if self.decoder.fused is None:
+      return other()
+    return tf.cond(batch <= self.decoder.fused_max_batch, fused, other)
+
   def _hidden_states(self, inputs):
-    """The top layer's outputs for right-padded inputs, or None (see
-    `RecurrentDecoder.hidden_states`)."""
-    hidden = self.decoder.hidden_states(inputs)
-    if hidden is None:
-      return None
-    return tf.cond(tf.size(inputs) > 0, lambda: hidden,
-                   lambda: tf.zeros([tf.shape(inputs)[0], tf.shape(inputs)[1],
-                                     hidden.shape[-1]]))
+    """<float32>[batch, time, width] top-layer outputs of right-padded
+    inputs (the output layer's inputs)."""
+    shape = tf.shape(inputs)
+    # Keras's recurrent layers fail on an empty batch, whose answer is
+    # empty anyway.
+    model = lambda: tf.cond(
+        tf.size(inputs) > 0, lambda: self.model.hidden_states(inputs),
+        lambda: tf.zeros([shape[0], shape[1],
+                          self.model.get_layer("logits").input.shape[-1]]))
+    fused = lambda: self.decoder.read(inputs, self.initial_states(shape[0]))[
+        0][:, 1:]
+    return self._fused_or(shape[0], fused, model)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
   def score(self, text_in):
@@ -344,9 +340,8 @@ class LanguageModelModule(tf.Module):
     the closing <eos> are the targets.
     """
     inputs, targets, num_tokens = self._right_padded(text_in)
-    hidden = self._hidden_states(inputs)
-    log_probs = (self._log_probs(inputs) if hidden is None else
-                 tf.nn.log_softmax(self.model.get_layer("logits")(hidden)))
+    log_probs = tf.nn.log_softmax(
+        self.model.get_layer("logits")(self._hidden_states(inputs)))
     picked = tf.gather(log_probs, targets, batch_dims=2)
     log_likelihood = tf.reduce_sum(
         tf.where(targets != text.PAD_ID, picked, 0.0), axis=1)
@@ -358,12 +353,9 @@ class LanguageModelModule(tf.Module):
   def next_words(self, text_in):
     """The `top_k` most likely next words after each text."""
     inputs, _, lengths = self._right_padded(text_in)
-    hidden = self._hidden_states(inputs)
-    if hidden is None:
-      last = tf.gather(self._log_probs(inputs), lengths - 1, batch_dims=1)
-    else:  # The output layer at the last positions only.
-      last = self.model.get_layer("logits")(
-          tf.gather(hidden, lengths - 1, batch_dims=1))
+    # The output layer at the last positions only.
+    last = self.model.get_layer("logits")(
+        tf.gather(self._hidden_states(inputs), lengths - 1, batch_dims=1))
     top = tf.math.top_k(tf.nn.log_softmax(self._without_padding(last)),
                         self.top_k)
     return {"words": tf.gather(self.words, top.indices),
@@ -397,7 +389,8 @@ class LanguageModelModule(tf.Module):
 
   def _read(self, inputs, states, targets=None):
     """Runs <int32>[batch, time] right-padded inputs through the decoder:
-    all at once where it can (`RecurrentDecoder.read`), else step by step.
+    all at once where the decoder has a fused op for the batch, else step by
+    step.
 
     Padded steps (id 0, after a row's last token) leave a row's state
     unchanged, so rows of different lengths end in the state after their
@@ -408,24 +401,30 @@ class LanguageModelModule(tf.Module):
       incoming state if it has none), new states, log-likelihood of the
       non-zero `targets`, their number).
     """
-    read = self.decoder.read(inputs, states)
-    if read is not None:
-      outputs, states = read
-      logits = self.model.get_layer("logits")(outputs)
-      last = tf.reduce_sum(tf.cast(inputs != text.PAD_ID, tf.int32), 1)
-      if targets is None:
-        return (tf.gather(logits, last, batch_dims=1), states, None, None)
-      picked = tf.gather(tf.nn.log_softmax(logits[:, 1:]), targets,
-                         batch_dims=2)
-      return (tf.gather(logits, last, batch_dims=1), states,
-              tf.reduce_sum(tf.where(targets != text.PAD_ID, picked, 0.0), 1),
-              tf.reduce_sum(tf.cast(targets != text.PAD_ID, tf.int32), 1))
-    batch = tf.shape(inputs)[0]
-    logits = self.decoder.logits(states)
-    log_likelihood = tf.zeros([batch])
     scoring = targets is not None
     if not scoring:
       targets = tf.zeros_like(inputs)
+    return self._fused_or(
+        tf.shape(inputs)[0],
+        lambda: self._read_at_once(inputs, states, targets, scoring),
+        lambda: self._read_step_by_step(inputs, states, targets, scoring))
+
+  def _read_at_once(self, inputs, states, targets, scoring):
+    outputs, states = self.decoder.read(inputs, states)
+    logits = self.model.get_layer("logits")(outputs)
+    last = tf.reduce_sum(tf.cast(inputs != text.PAD_ID, tf.int32), 1)
+    log_likelihood = tf.zeros([tf.shape(inputs)[0]])
+    if scoring:
+      picked = tf.gather(tf.nn.log_softmax(logits[:, 1:]), targets,
+                         batch_dims=2)
+      log_likelihood = tf.reduce_sum(
+          tf.where(targets != text.PAD_ID, picked, 0.0), 1)
+    return (tf.gather(logits, last, batch_dims=1), states, log_likelihood,
+            tf.reduce_sum(tf.cast(targets != text.PAD_ID, tf.int32), 1))
+
+  def _read_step_by_step(self, inputs, states, targets, scoring):
+    logits = self.decoder.logits(states)
+    log_likelihood = tf.zeros([tf.shape(inputs)[0]])
     for t in tf.range(tf.shape(inputs)[1]):
       tf.autograph.experimental.set_loop_options(
           shape_invariants=self._invariants(logits, states))
@@ -513,6 +512,22 @@ class LanguageModelModule(tf.Module):
     with tf.control_dependencies(checks):
       limit = tf.clip_by_value(max_tokens, 0, self.max_new_tokens)
     logits, states = self._read_prompt(self._ids(prompt))
+    tokens, count = self._fused_or(
+        tf.shape(limit)[0],
+        lambda: self._sample(logits, states, limit, temperature, fused=True),
+        lambda: self._sample(logits, states, limit, temperature, fused=False))
+    words = tf.ragged.boolean_mask(tf.gather(self.words, tokens),
+                                   tokens != text.PAD_ID)
+    return {"text": tf.strings.reduce_join(words, axis=1, separator=" "),
+            "num_tokens": count}
+
+  def _sample(self, logits, states, limit, temperature, fused):
+    """`generate`'s loop from the prompts' logits and decoder state.
+
+    Returns:
+      (<int32>[batch, steps] tokens, 0 after a row's end; <int32>[batch]
+      tokens per row).
+    """
     batch = tf.shape(limit)[0]
     done = limit <= 0
     count = tf.zeros([batch], tf.int32)
@@ -537,14 +552,12 @@ class LanguageModelModule(tf.Module):
       done = tf.logical_or(done, tf.logical_or(finished, count >= limit))
       # Finished rows feed padding: their state no longer changes.
       logits, states = self.decoder.advance(
-          tf.where(done, text.PAD_ID, token), states, tf.logical_not(done))
+          tf.where(done, text.PAD_ID, token), states, tf.logical_not(done),
+          fused)
       step += 1
     tokens = tf.cond(out.size() > 0, lambda: tf.transpose(out.stack()),
                      lambda: tf.zeros([batch, 0], tf.int32))
-    words = tf.ragged.boolean_mask(tf.gather(self.words, tokens),
-                                   tokens != text.PAD_ID)
-    return {"text": tf.strings.reduce_join(words, axis=1, separator=" "),
-            "num_tokens": count}
+    return tokens, count
 
   def signatures(self):
     """The serving signatures, by name (serving_default = score)."""
