@@ -6,7 +6,8 @@ vocabulary and kerasrnn's text preprocessing inside the graph. Its
 SavedModel's serving signatures (documented in export/README.md).
 
 `score`, `log_probs` and `next_words` run the whole model over the text at
-once. `generate` and `step` go one token at a time through a decoder that
+once (an LSTM's small batches through TensorFlow's fused LSTM op).
+`generate` and `step` go one token at a time through a decoder that
 carries a state: `RecurrentDecoder` (an LSTM/GRU: the cells' states) or
 `TransformerDecoder` (a key/value cache of the positions read so far, so a
 new token costs attention over the cache rather than re-reading the
@@ -203,7 +204,8 @@ class LanguageModelModule(tf.Module):
   """Serving functions of a trained language model.
 
   Args:
-    model: a stateless kerasrnn model (sentence mode) with trained weights.
+    model: a stateless kerasrnn model (sentence mode) with trained weights
+      (an LSTM's are copied into the fused op's layout here: train first).
     vocab_file: path of vocab.txt; it becomes a SavedModel asset.
     vocab_words: the same words, in id order (for id -> word).
     lowercase, tokenizer: the run's text preprocessing (config.data).
