@@ -14,12 +14,14 @@ streamed through `step` (state in, one token) against re-sent whole through
 `log_probs` (the stateless way).
 """
 import json
-import time
 
 from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
+
+from latency import latencies
+from latency import summary
 
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir or model base.")
 _CALLS = flags.DEFINE_integer("calls", 200, "Timed calls per measurement.")
@@ -32,22 +34,6 @@ _SENTENCE = ("the company said it expects to report a loss for the third "
              "quarter because of lower prices and higher costs")
 
 
-def _latencies(fn, calls, warmup):
-  for _ in range(warmup):
-    fn()
-  ms = []
-  for _ in range(calls):
-    start = time.perf_counter()
-    fn()
-    ms.append(1000 * (time.perf_counter() - start))
-  return np.array(ms)
-
-
-def _summary(ms):
-  return {"p50_ms": round(float(np.percentile(ms, 50)), 2),
-          "p99_ms": round(float(np.percentile(ms, 99)), 2)}
-
-
 def main(argv):
   del argv
   from kerasrnn.serving.saved_model import resolve  # pylint: disable=g-import-not-at-top
@@ -57,15 +43,17 @@ def main(argv):
   one = tf.constant([_SENTENCE])
   assert len(_SENTENCE.split()) == 20
   calls, warmup = _CALLS.value, _WARMUP.value
+  states = sig["step"].structured_input_signature[1]
+  cell = ("transformer" if "state_mask" in states else
+          "lstm" if "state_0_c" in states else "gru")
   out = {"framework": f"kerasrnn export, TF {tf.__version__}", "model": path,
-         "cell": "lstm" if "state_0_c" in sig["step"].structured_input_signature[1]
-         else "other", **machine()}
-  out["score_1x20"] = _summary(_latencies(lambda: sig["score"](text=one),
+         "cell": cell, **machine()}
+  out["score_1x20"] = summary(latencies(lambda: sig["score"](text=one),
                                           calls, warmup))
-  out["next_words_1x20"] = _summary(_latencies(
+  out["next_words_1x20"] = summary(latencies(
       lambda: sig["next_words"](text=one), calls, warmup))
   batch = tf.constant([_SENTENCE] * 64)
-  ms = _latencies(lambda: sig["score"](text=batch), calls // 4, warmup)
+  ms = latencies(lambda: sig["score"](text=batch), calls // 4, warmup)
   out["score_batch64_tokens_per_second"] = round(64 * 21 / (np.median(ms) /
                                                             1000), 1)
   generated = []
@@ -75,10 +63,10 @@ def main(argv):
                              temperature=tf.constant([1.0]))
     generated.append(int(result["num_tokens"][0]))
 
-  ms = _latencies(generate, calls // 4, warmup)
+  ms = latencies(generate, calls // 4, warmup)
   timed = generated[warmup:]  # Sampling stops early at <eos>: per token too.
   out["generate_20_batch1"] = dict(
-      _summary(ms), mean_new_tokens=round(float(np.mean(timed)), 1),
+      summary(ms), mean_new_tokens=round(float(np.mean(timed)), 1),
       ms_per_new_token=round(float(ms.sum() / max(sum(timed), 1)), 2))
   out["next_token_after_prefix"] = _streaming_vs_resending(sig, calls, warmup)
   print(json.dumps(out))
@@ -100,13 +88,13 @@ def _streaming_vs_resending(sig, calls, warmup):
                  targets=tf.zeros_like(prefix), **state)
     carried = {k: after[k] for k in state}
     one = tf.constant([[5]], tf.int32)
-    stream = _latencies(lambda: step(token_ids=one, targets=tf.zeros_like(one),
+    stream = latencies(lambda: step(token_ids=one, targets=tf.zeros_like(one),
                                      **carried), calls, warmup)
     whole = tf.constant(np.concatenate([prefix, [[5]]], axis=1), tf.int32)
-    resend = _latencies(lambda: sig["log_probs"](token_ids=whole),
+    resend = latencies(lambda: sig["log_probs"](token_ids=whole),
                         max(calls // 10, 5), 2)
-    result[str(n)] = {"step_p50_ms": _summary(stream)["p50_ms"],
-                      "resend_p50_ms": _summary(resend)["p50_ms"]}
+    result[str(n)] = {"step_p50_ms": summary(stream)["p50_ms"],
+                      "resend_p50_ms": summary(resend)["p50_ms"]}
   return result
 
 

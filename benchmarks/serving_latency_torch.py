@@ -20,11 +20,13 @@ Prints one JSON line (benchmarks/machine.py adds the CPU to it).
 """
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
 from torch import nn
+
+from latency import latencies
+from latency import summary
 
 SENTENCE = ("the company said it expects to report a loss for the third "
             "quarter because of lower prices and higher costs")
@@ -43,22 +45,6 @@ class Model(nn.Module):
   def forward(self, ids, state=None):
     out, state = self.rnn(self.embedding(ids), state)
     return torch.log_softmax(self.logits(out), dim=-1), state
-
-
-def latencies(fn, calls, warmup):
-  for _ in range(warmup):
-    fn()
-  ms = []
-  for _ in range(calls):
-    start = time.perf_counter()
-    fn()
-    ms.append(1000 * (time.perf_counter() - start))
-  return np.array(ms)
-
-
-def summary(ms):
-  return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
-          "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
 def main():
