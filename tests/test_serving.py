@@ -125,7 +125,41 @@ def test_no_cudnn_ops_in_the_graph(run):
   ops = {n.op for n in graph.node}
   ops |= {n.op for fn in graph.library.function for n in fn.node_def}
   assert "StatefulPartitionedCall" in ops and "LookupTableFindV2" in ops
+  assert "BlockLSTMV2" in ops  # The smoke LSTM's fused op (serving.module).
   assert not [op for op in ops if "Cudnn" in op or "CuDNN" in op]
+
+
+def test_a_tf1_session_runs_the_signatures_as_tf_serving_does(run, loaded):
+  """TF Serving loads the graph into a TF1 session (variables restored from
+  the checkpoint, the vocabulary table initialised from the asset) and runs
+  a signature by its tensor names: the same numbers as the TF2 loader."""
+  text_in = ["the cat sat on the mat", "zebra", ""]
+  states = {name: np.zeros([2, spec.shape[1]], np.float32) for name, spec in
+            loaded.signatures["step"].structured_input_signature[1].items()
+            if name.startswith("state_")}
+  requests = {
+      "score": {"text": np.array(text_in, object)},
+      "next_words": {"text": np.array(text_in, object)},
+      "step": {"token_ids": np.array([[2, 5, 7], [2, 6, 0]], np.int32),
+               "targets": np.array([[5, 7, 0], [6, 0, 0]], np.int32),
+               **states}}
+  wants = {name: {k: v.numpy() for k, v in loaded.signatures[name](
+      **{k: tf.constant(v) for k, v in inputs.items()}).items()}
+           for name, inputs in requests.items()}
+  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], run[1])
+    for name, inputs in requests.items():
+      signature = meta.signature_def[name]
+      fetches = {k: v.name for k, v in signature.outputs.items()}
+      got = session.run(fetches, {signature.inputs[k].name: v
+                                  for k, v in inputs.items()})
+      want = wants[name]
+      assert set(got) == set(want)
+      for key, value in got.items():
+        if value.dtype == object:
+          assert value.tolist() == want[key].tolist()
+        else:
+          np.testing.assert_allclose(value, want[key], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("request_text", [
