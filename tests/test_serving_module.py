@@ -1,5 +1,6 @@
-"""The serving module's step-by-step decoder equals the model, and requests
-are checked: LSTM and GRU, 1 and 2 layers, tied and untied, and the
+"""The serving module's decoders and whole-sentence reads equal the model,
+and requests are checked: LSTM (through TensorFlow's fused op and through
+the Keras cells) and GRU, 1 and 2 layers, tied and untied, and the
 Transformer's key/value cache; untrained weights (equality does not need
 training)."""
 import keras
