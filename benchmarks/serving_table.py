@@ -2,7 +2,8 @@ r"""The table of a benchmarks/serving_vs_torch.sh output: medians and ranges.
 
   python benchmarks/serving_table.py docs/serving/vs_torch.jsonl
 
-Each PyTorch line is paired with the kerasrnn line after it (one round).
+Each PyTorch line is paired with the kerasrnn line after it (one round;
+a kerasrnn line without one is an error).
 Prints one Markdown row per measurement: p50 ms (or tokens/s) median and
 range of each side, kerasrnn / PyTorch of the medians and round by round,
 then the CPU.
@@ -21,7 +22,7 @@ ROWS = [
     ("one more token from the carried state (`step`), p50 ms",
      lambda k: k["next_token_after_prefix"]["10"]["step_p50_ms"],
      lambda t: t["next_token"]["p50_ms"]),
-    ("`generate`, per new token (prompt included), ms",
+    ("`generate`, per new token (prompt and sampling included), ms",
      lambda k: k["generate_20_batch1"]["ms_per_new_token"],
      lambda t: t["next_token"]["p50_ms"]),
     ("`score` at batch 64, tokens/s",
@@ -39,6 +40,9 @@ def rounds(lines):
     elif torch is not None:
       pairs.append((torch, line))
       torch = None
+    else:
+      raise ValueError(f"a kerasrnn run ({line.get('model')}) without its "
+                       "PyTorch run before it")
   return pairs
 
 

@@ -1,4 +1,5 @@
-"""benchmarks/vs_torch_table.py: the speed tables results.md quotes."""
+"""benchmarks/vs_torch_table.py and serving_table.py: the speed and serving
+tables the docs quote."""
 import json
 import os
 import sys
@@ -8,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import serving_table  # pylint: disable=g-import-not-at-top,wrong-import-position
 import vs_torch_table  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SPEED = os.path.join(ROOT, "docs", "speed")
@@ -61,4 +63,38 @@ def test_the_speed_log_quotes_the_committed_runs(names):
             encoding="utf-8") as f:
     results = f.read()
   for row in table.splitlines()[2:]:
+    assert row in results, row
+
+
+def _serving(framework, score_ms):
+  return {"framework": framework, "cpu": "Test CPU", "cpu_isa": ["avx2"],
+          "score_1x20": {"p50_ms": score_ms},
+          "next_words_1x20": {"p50_ms": score_ms},
+          "next_token": {"p50_ms": score_ms / 4},
+          "next_token_after_prefix": {"10": {"step_p50_ms": score_ms / 2}},
+          "generate_20_batch1": {"ms_per_new_token": score_ms / 2},
+          "score_batch64_tokens_per_second": 1000.0 / score_ms}
+
+
+def test_serving_rounds_pair_each_export_run_with_the_pytorch_run_before_it():
+  pairs = serving_table.rounds([
+      _serving("torch 2.13 eager", 1.0), _serving("kerasrnn export", 2.0),
+      _serving("torch 2.13 eager", 1.0), _serving("kerasrnn export", 4.0),
+      _serving("torch 2.13 eager", 2.0), _serving("kerasrnn export", 3.0)])
+  rows = serving_table.markdown(pairs).splitlines()
+  # Medians 1 and 3: 3.00; round by round 2.00, 4.00, 1.50.
+  assert rows[2] == ("| `score`, one 20-word sentence, p50 ms | 1.00 (1.00–2.00)"
+                     " | 3.00 (2.00–4.00) | 3.00; 2.00, 4.00, 1.50 |")
+  with pytest.raises(ValueError, match="without its PyTorch run"):
+    serving_table.rounds([_serving("kerasrnn export", 2.0)])
+
+
+@pytest.mark.parametrize("name", ["vs_torch_lstm_amd_epyc_zen5.jsonl",
+                                  "vs_torch_gru_amd_epyc_zen5.jsonl"])
+def test_the_serving_results_quote_the_committed_runs(name):
+  with open(os.path.join(ROOT, "docs", "serving", name), encoding="utf-8") as f:
+    pairs = serving_table.rounds(json.loads(line) for line in f)
+  with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
+    results = f.read()
+  for row in serving_table.markdown(pairs).splitlines()[2:7]:
     assert row in results, row
