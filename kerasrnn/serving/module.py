@@ -115,6 +115,22 @@ class RecurrentDecoder(tf.Module):
            for name, value in zip(states, flat)}
     return self._logits(x), new
 
+  def _layers(self, token_ids, states):
+    """Each layer's (outputs, cell states), time-major [time, batch, units],
+    over right-padded ids from `states`, by the fused op (an LSTM's)."""
+    x = tf.transpose(tf.nn.embedding_lookup(self._embedding.embeddings,
+                                            token_ids), [1, 0, 2])
+    layers = []
+    for (h, c), weights in zip(self._nested(states), self.fused):
+      x, c_all = _block_lstm(x, h, c, *weights)
+      layers.append((x, c_all))
+    return layers
+
+  def hidden_states(self, token_ids, states):
+    """<float32>[batch, time, units] top-layer outputs of right-padded ids
+    (0 only after a row's last token) from `states`, by the fused op."""
+    return tf.transpose(self._layers(token_ids, states)[-1][0], [1, 0, 2])
+
   def read(self, token_ids, states):
     """Reads right-padded chunks (0 only after a row's last token) from
     `states` at once with the fused op, one per layer (an LSTM's).
@@ -123,8 +139,6 @@ class RecurrentDecoder(tf.Module):
       (<float32>[batch, 1 + time, units] top-layer outputs: the incoming
       state's, then one per input; the states after each row's last input).
     """
-    x = tf.transpose(tf.nn.embedding_lookup(self._embedding.embeddings,
-                                            token_ids), [1, 0, 2])
     last = tf.reduce_sum(tf.cast(token_ids != text.PAD_ID, tf.int32), 1)
     # Batch-major, the incoming state first: at index n, the state after a
     # row's n-th input (0: none).
@@ -132,9 +146,8 @@ class RecurrentDecoder(tf.Module):
         [first[:, None], tf.transpose(seq, [1, 0, 2])], axis=1)
     names = iter(states)
     new = {}
-    for (h, c), weights in zip(self._nested(states), self.fused):
-      h_all, c_all = _block_lstm(x, h, c, *weights)
-      x = h_all
+    for (h, c), (h_all, c_all) in zip(self._nested(states),
+                                      self._layers(token_ids, states)):
       outputs = with_start(h, h_all)
       for state in (outputs, with_start(c, c_all)):
         new[next(names)] = tf.gather(state, last, axis=1, batch_dims=1)
@@ -330,8 +343,8 @@ class LanguageModelModule(tf.Module):
         tf.size(inputs) > 0, lambda: self.model.hidden_states(inputs),
         lambda: tf.zeros([shape[0], shape[1],
                           self.model.get_layer("logits").input.shape[-1]]))
-    fused = lambda: self.decoder.read(inputs, self.initial_states(shape[0]))[
-        0][:, 1:]
+    fused = lambda: self.decoder.hidden_states(
+        inputs, self.initial_states(shape[0]))
     return self._fused_or(shape[0], fused, model)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
