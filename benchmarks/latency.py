@@ -20,3 +20,14 @@ def latencies(fn, calls, warmup):
 def summary(ms):
   return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
           "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+
+
+def marginal(tokens, ms):
+  """{ms_per_token, fixed_ms}: the least-squares line of calls' times `ms`
+  against the tokens each generated (a token's cost, the rest's)."""
+  if len(set(tokens)) < 2:
+    raise ValueError("every call generated as many tokens: no slope")
+  slope, intercept = np.polyfit(np.asarray(tokens, float), np.asarray(ms), 1)
+  return {"ms_per_token": round(float(slope), 3),
+          "fixed_ms": round(float(intercept), 3),
+          "calls": len(ms), "mean_tokens": round(float(np.mean(tokens)), 1)}

@@ -16,16 +16,22 @@ What is timed is what a Python server would do per request:
 - `next_words_1x20`: the same read, the top 10 words after it.
 - `score_batch64_tokens_per_second`: 64 copies of the sentence at once.
 - `next_token`: one more token from a carried state (the `step` peer).
+- `generate_per_token`: `generate`'s peer (read the sentence, then sample
+  at temperature 1 and feed each token with the state carried, until
+  <eos> or the limit; padding never sampled): the least-squares line of a
+  call's time against its new tokens, limits 1, 2, ..., 41 in turn.
 Prints one JSON line (benchmarks/machine.py adds the CPU to it).
 """
 import argparse
 import json
+import time
 
 import numpy as np
 import torch
 from torch import nn
 
 from latency import latencies
+from latency import marginal
 from latency import summary
 
 SENTENCE = ("the company said it expects to report a loss for the third "
@@ -81,6 +87,20 @@ def main():
     top = torch.topk(log_probs[:, -1], 10)
     return [[words[i] for i in row] for row in top.indices.tolist()]
 
+  def generate(sentence, max_tokens):
+    ids = torch.tensor([[EOS] + [index.get(w, UNK) for w in sentence.split()]])
+    log_probs, state = model(ids)
+    new = []
+    while len(new) < max_tokens:
+      logits = log_probs[0, -1].clone()
+      logits[0] = -float("inf")  # Padding is never sampled.
+      token = int(torch.multinomial(torch.softmax(logits, -1), 1))
+      if token == EOS:
+        break
+      new.append(words[token])
+      log_probs, state = model(torch.tensor([[token]]), state)
+    return " ".join(new), len(new)
+
   out = {"framework": f"torch {torch.__version__} eager", "cell": a.cell,
          "vocab_size": len(words), "threads": a.threads}
   calls, warmup = a.calls, a.warmup
@@ -97,6 +117,12 @@ def main():
     token = torch.tensor([[5]])
     out["next_token"] = summary(latencies(lambda: model(token, state),
                                           calls, warmup))
+    tokens, ms = [], []
+    for i in range(2 * calls):
+      start = time.perf_counter()
+      tokens.append(generate(SENTENCE, 1 + i % 41)[1])
+      ms.append(1000 * (time.perf_counter() - start))
+    out["generate_per_token"] = marginal(tokens, ms)
   print(json.dumps(out))
 
 

@@ -6,7 +6,11 @@ Each PyTorch line is paired with the kerasrnn line after it (one round;
 a kerasrnn line without one is an error).
 Prints one Markdown row per measurement: p50 ms (or tokens/s) median and
 range of each side, kerasrnn / PyTorch of the medians and round by round,
-then the CPU.
+then the CPU and TensorFlow's floors. Runs from before a measurement
+existed skip its row: `generate` per generated token and its fixed cost
+(the line of a call's time against its tokens, both sides) replace the
+earlier runs' per new token with the prompt's reading included, which was
+set against PyTorch's one step.
 """
 import json
 import statistics
@@ -22,13 +26,26 @@ ROWS = [
     ("one more token from the carried state (`step`), p50 ms",
      lambda k: k["next_token_after_prefix"]["10"]["step_p50_ms"],
      lambda t: t["next_token"]["p50_ms"]),
+    ("`generate`, per generated token (the slope over 1–41 tokens), ms",
+     lambda k: k["generate_per_token"]["ms_per_token"],
+     lambda t: t["generate_per_token"]["ms_per_token"]),
+    ("`generate`, fixed cost of a call (the prompt's reading; intercept), ms",
+     lambda k: k["generate_per_token"]["fixed_ms"],
+     lambda t: t["generate_per_token"]["fixed_ms"]),
+    # Earlier runs measured no slope.
     ("`generate`, per new token (prompt and sampling included), ms",
-     lambda k: k["generate_20_batch1"]["ms_per_new_token"],
+     lambda k: _legacy(k)["generate_20_batch1"]["ms_per_new_token"],
      lambda t: t["next_token"]["p50_ms"]),
     ("`score` at batch 64, tokens/s",
      lambda k: k["score_batch64_tokens_per_second"],
      lambda t: t["score_batch64_tokens_per_second"]),
 ]
+
+
+def _legacy(line):
+  if "generate_per_token" in line:
+    raise KeyError("generate_per_token")  # The slope's rows replace it.
+  return line
 
 
 def rounds(lines):
@@ -55,17 +72,33 @@ def markdown(pairs):
   out = ["| measurement | PyTorch eager | kerasrnn export | kerasrnn / PyTorch "
          "(medians; per round) |", "|---|---|---|---|"]
   for label, ours, theirs in ROWS:
-    k = [ours(kr) for _, kr in pairs]
-    t = [theirs(tr) for tr, _ in pairs]
+    try:
+      k = [ours(kr) for _, kr in pairs]
+      t = [theirs(tr) for tr, _ in pairs]
+    except KeyError:  # Not measured in these runs.
+      continue
     digits = 0 if "tokens/s" in label else 2
     per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(k, t))
     out.append(f"| {label} | {_cell(t, digits)} | {_cell(k, digits)} | "
                f"{statistics.median(k) / statistics.median(t):.2f}; "
                f"{per_round} |")
   first = pairs[0][1]
+  threads = ""
+  if "threads" in first:
+    threads = (f" (intra-/inter-op threads {first['threads']['intra_op']}/"
+               f"{first['threads']['inter_op']}; PyTorch's "
+               f"{pairs[0][0]['threads']})")
   out.append(f"\n{len(pairs)} rounds; CPU {first['cpu']} "
-             f"({', '.join(first['cpu_isa'])}); {first['framework']}, "
+             f"({', '.join(first['cpu_isa'])}); {first['framework']}{threads}, "
              f"{pairs[0][0]['framework']}.")
+  if "floor_empty_call" in first:
+    floors = [(kr["floor_empty_call"]["p50_ms"],
+               kr["floor_output_layer_1x21"]["p50_ms"]) for _, kr in pairs]
+    out.append(
+        "TensorFlow's floors for `score` (p50 ms, median and range): an empty "
+        f"function of its inputs and outputs {_cell([a for a, _ in floors], 2)}"
+        "; that plus the output layer and log-softmax of 21 positions "
+        f"{_cell([b for _, b in floors], 2)}.")
   return "\n".join(out)
 
 

@@ -6,7 +6,9 @@
 # meanwhile. From the project root, with an LSTM export:
 #   bash benchmarks/serving_vs_torch.sh docs/serving/vs_torch.jsonl export/ptb_small
 # CELL/HIDDEN/LAYERS: the export's model (default lstm, 200, 2); the vocabulary
-# is read from the export. TORCH_PYTHON: the reference venv's Python
+# is read from the export. THREADS (default 2): PyTorch's threads, and
+# TensorFlow's intra- and inter-op threads (TF Serving's
+# --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism). TORCH_PYTHON: the reference venv's Python
 # (../shared/bench/torch_reference.py's docstring says how to make it).
 set -eu
 OUT=${1:?output .jsonl}
@@ -17,7 +19,9 @@ VERSION=$(python -c "import sys; from kerasrnn.serving.saved_model import resolv
 for rep in $(seq "$ROUNDS"); do
   "$TORCH_PYTHON" benchmarks/serving_latency_torch.py --vocab="$VERSION/assets/vocab.txt" \
       --cell="${CELL:-lstm}" --hidden_size="${HIDDEN:-200}" --num_layers="${LAYERS:-2}" \
+      --threads="${THREADS:-2}" \
       | python benchmarks/machine.py 2>/dev/null >> "$OUT"
-  python benchmarks/serving_latency.py --model="$VERSION" --prefixes=10 2>/dev/null | grep '^{' >> "$OUT"
+  python benchmarks/serving_latency.py --model="$VERSION" --prefixes=10 \
+      --intra_op_threads="${THREADS:-2}" --inter_op_threads="${THREADS:-2}" 2>/dev/null | grep '^{' >> "$OUT"
 done
 python benchmarks/serving_table.py "$OUT"

@@ -73,6 +73,8 @@ def _serving(framework, score_ms):
           "next_token": {"p50_ms": score_ms / 4},
           "next_token_after_prefix": {"10": {"step_p50_ms": score_ms / 2}},
           "generate_20_batch1": {"ms_per_new_token": score_ms / 2},
+          "generate_per_token": {"ms_per_token": score_ms / 4,
+                                 "fixed_ms": score_ms},
           "score_batch64_tokens_per_second": 1000.0 / score_ms}
 
 
@@ -85,6 +87,11 @@ def test_serving_rounds_pair_each_export_run_with_the_pytorch_run_before_it():
   # Medians 1 and 3: 3.00; round by round 2.00, 4.00, 1.50.
   assert rows[2] == ("| `score`, one 20-word sentence, p50 ms | 1.00 (1.00–2.00)"
                      " | 3.00 (2.00–4.00) | 3.00; 2.00, 4.00, 1.50 |")
+  # generate's slope (0.25 ms a token, 0.75 for the export) replaces the
+  # earlier runs' per new token, which these runs could also give.
+  assert rows[5].startswith("| `generate`, per generated token") and (
+      rows[5].endswith("| 3.00; 2.00, 4.00, 1.50 |"))
+  assert not [r for r in rows if "prompt and sampling included" in r]
   with pytest.raises(ValueError, match="without its PyTorch run"):
     serving_table.rounds([_serving("kerasrnn export", 2.0)])
 
@@ -96,5 +103,8 @@ def test_the_serving_results_quote_the_committed_runs(name):
     pairs = serving_table.rounds(json.loads(line) for line in f)
   with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
     results = f.read()
-  for row in serving_table.markdown(pairs).splitlines()[2:7]:
+  rows = [r for r in serving_table.markdown(pairs).splitlines()[2:]
+          if r.startswith("|")]
+  assert len(rows) >= 5
+  for row in rows:
     assert row in results, row

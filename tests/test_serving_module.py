@@ -119,8 +119,7 @@ def test_step_chunks_and_generate_decoder_equal_log_probs(tmp_path, cell,
       atol=1e-5)
   nxt = np.array([3, 4, 5], np.int32)
   step_logits, _ = module.decoder.advance(
-      tf.constant(nxt), states, tf.constant([True] * 3),
-      fused=cell == "lstm" and fused_max_batch > 0)
+      tf.constant(nxt), states, tf.constant([True] * 3))
   longer = np.pad(IDS, ((0, 0), (0, 1)))
   longer[np.arange(3), last + 1] = nxt
   want = module.log_probs(tf.constant(longer))["log_probs"].numpy()[

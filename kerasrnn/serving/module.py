@@ -65,12 +65,13 @@ class RecurrentDecoder(tf.Module):
   one named tensor each: state_<layer>_h, and state_<layer>_c for an LSTM
   (Keras's order of a cell's states).
 
-  For batches of up to `fused_max_batch` rows an LSTM runs TensorFlow's
-  fused LSTM op (one op per layer, for one step or a whole chunk) on a copy
-  of its weights in the op's layout, which the SavedModel holds beside the
-  model's: there the time of a call is mostly the number of ops it runs.
-  Larger batches, and a GRU, run the Keras cells, whose matrix products
-  are faster there (docs/results.md#serving-latency).
+  For batches of up to `fused_max_batch` rows an LSTM reads a text or a
+  `step` chunk with TensorFlow's fused LSTM op (one op per layer for the
+  whole chunk) on a copy of its weights in the op's layout, which the
+  SavedModel holds beside the model's: there the time of a call is mostly
+  the number of ops it runs. Larger batches, a GRU, and `generate`'s
+  one-token steps (`advance`) run the Keras cells, which measured faster
+  there (docs/results.md#serving-latency).
   """
 
   def __init__(self, model, fused_max_batch=4):
@@ -95,21 +96,18 @@ class RecurrentDecoder(tf.Module):
     """The model's logits after the state (the top layer's output is its h)."""
     return self._logits(self._nested(states)[-1][0])
 
-  def advance(self, token, states, real, fused=False):
-    """Feeds one token per row; rows where `real` is False keep their state.
-    With `fused`, an LSTM's layers run the fused op, else the Keras cells.
+  def advance(self, token, states, real):
+    """Feeds one token per row through the Keras cells (faster than the
+    fused op for one token: docs/results.md#serving-latency); rows where
+    `real` is False keep their state.
 
     Returns:
       (<float32>[batch, vocab] logits after the token, the new states).
     """
     x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
     flat = []
-    for i, s in enumerate(self._nested(states)):
-      if fused:
-        h, c = _block_lstm(x[None], *s, *self.fused[i])
-        x, s = h[0], [h[0], c[0]]
-      else:
-        x, s = _cell_step(self._cells[i], x, s)
+    for cell, s in zip(self._cells, self._nested(states)):
+      x, s = _cell_step(cell, x, s)
       flat += s
     new = {name: tf.where(real[:, None], value, states[name])
            for name, value in zip(states, flat)}
@@ -194,9 +192,8 @@ class TransformerDecoder:
 
   fused = None  # No fused op (`RecurrentDecoder`'s).
 
-  def advance(self, token, states, real, fused=False):
+  def advance(self, token, states, real):
     """Feeds one token per row at its row's next position (see class)."""
-    assert not fused  # No fused op.
     mask = tf.concat([states["state_mask"],
                       tf.cast(real, tf.int32)[:, None]], axis=1)
     position = tf.reduce_sum(states["state_mask"], axis=1)
@@ -426,15 +423,21 @@ class LanguageModelModule(tf.Module):
 
   def _read_at_once(self, inputs, states, targets, scoring):
     outputs, states = self.decoder.read(inputs, states)
-    logits = self.model.get_layer("logits")(outputs)
+    output_layer = self.model.get_layer("logits")
     last = tf.reduce_sum(tf.cast(inputs != text.PAD_ID, tf.int32), 1)
     log_likelihood = tf.zeros([tf.shape(inputs)[0]])
     if scoring:
+      # One pass of the output layer (its weights are read once) for the
+      # scored positions and the last ones.
+      logits = output_layer(outputs)
       picked = tf.gather(tf.nn.log_softmax(logits[:, 1:]), targets,
                          batch_dims=2)
       log_likelihood = tf.reduce_sum(
           tf.where(targets != text.PAD_ID, picked, 0.0), 1)
-    return (tf.gather(logits, last, batch_dims=1), states, log_likelihood,
+      last_logits = tf.gather(logits, last, batch_dims=1)
+    else:  # A prompt: the output layer at each row's last position only.
+      last_logits = output_layer(tf.gather(outputs, last, batch_dims=1))
+    return (last_logits, states, log_likelihood,
             tf.reduce_sum(tf.cast(targets != text.PAD_ID, tf.int32), 1))
 
   def _read_step_by_step(self, inputs, states, targets, scoring):
@@ -527,16 +530,13 @@ class LanguageModelModule(tf.Module):
     with tf.control_dependencies(checks):
       limit = tf.clip_by_value(max_tokens, 0, self.max_new_tokens)
     logits, states = self._read_prompt(self._ids(prompt))
-    tokens, count = self._fused_or(
-        tf.shape(limit)[0],
-        lambda: self._sample(logits, states, limit, temperature, fused=True),
-        lambda: self._sample(logits, states, limit, temperature, fused=False))
+    tokens, count = self._sample(logits, states, limit, temperature)
     words = tf.ragged.boolean_mask(tf.gather(self.words, tokens),
                                    tokens != text.PAD_ID)
     return {"text": tf.strings.reduce_join(words, axis=1, separator=" "),
             "num_tokens": count}
 
-  def _sample(self, logits, states, limit, temperature, fused):
+  def _sample(self, logits, states, limit, temperature):
     """`generate`'s loop from the prompts' logits and decoder state.
 
     Returns:
@@ -567,8 +567,7 @@ class LanguageModelModule(tf.Module):
       done = tf.logical_or(done, tf.logical_or(finished, count >= limit))
       # Finished rows feed padding: their state no longer changes.
       logits, states = self.decoder.advance(
-          tf.where(done, text.PAD_ID, token), states, tf.logical_not(done),
-          fused)
+          tf.where(done, text.PAD_ID, token), states, tf.logical_not(done))
       step += 1
     tokens = tf.cond(out.size() > 0, lambda: tf.transpose(out.stack()),
                      lambda: tf.zeros([batch, 0], tf.int32))
