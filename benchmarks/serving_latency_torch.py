@@ -16,6 +16,9 @@ What is timed is what a Python server would do per request:
 - `next_words_1x20`: the same read, the top 10 words after it.
 - `score_batch64_tokens_per_second`: 64 copies of the sentence at once.
 - `next_token`: one more token from a carried state (the `step` peer).
+- `rnn_only_1x21`: the recurrent layers alone over the embedded sentence
+  (21 positions): what oneDNN's fused RNN kernel takes for them, a floor
+  for any reading of the sentence on this CPU.
 - `generate_per_token`: `generate`'s peer (read the sentence, then sample
   at temperature 1 and feed each token with the state carried, until
   <eos> or the limit; padding never sampled): the least-squares line of a
@@ -113,6 +116,9 @@ def main():
     ms = latencies(lambda: score(batch), calls // 4, warmup)
     out["score_batch64_tokens_per_second"] = round(
         64 * 21 / (np.median(ms) / 1000), 1)
+    embedded = model.embedding(torch.randint(3, 1000, (1, 21)))
+    out["rnn_only_1x21"] = summary(latencies(lambda: model.rnn(embedded),
+                                              calls, warmup))
     _, state = model(torch.randint(3, 1000, (1, 10)))
     token = torch.tensor([[5]])
     out["next_token"] = summary(latencies(lambda: model(token, state),

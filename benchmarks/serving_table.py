@@ -98,7 +98,9 @@ def markdown(pairs):
         "TensorFlow's floors for `score` (p50 ms, median and range): an empty "
         f"function of its inputs and outputs {_cell([a for a, _ in floors], 2)}"
         "; that plus the output layer and log-softmax of 21 positions "
-        f"{_cell([b for _, b in floors], 2)}.")
+        f"{_cell([b for _, b in floors], 2)}; PyTorch's recurrent layers "
+        "alone over the 21 positions "
+        f"{_cell([tr['rnn_only_1x21']['p50_ms'] for tr, _ in pairs], 2)}.")
   return "\n".join(out)
 
 
