@@ -10,8 +10,8 @@ for one 20-word sentence, `score` throughput in tokens/s at batch 64,
 `generate` of up to 20 tokens at batch 1 (sampling stops at <eos>, so
 it also reports the mean number of new tokens and the time per new token,
 the prompt's reading included), `generate`'s cost per generated token
-beyond its fixed cost (the slope of a call's time against its new tokens,
-sampling up to 1 ... 41 tokens), the cost of one more token after a prefix of 10,
+(the slope of a call's time against its new tokens, sampling up to
+1 ... 41 tokens) and the time to its first token (max_tokens 1), the cost of one more token after a prefix of 10,
 100 and 1,000 tokens: streamed through `step` (state in, one token) against
 re-sent whole through `log_probs` (the stateless way), and two floors no
 `score` in TensorFlow can go below: an empty function with `score`'s
@@ -87,6 +87,9 @@ def main(argv):
   out["generate_20_batch1"] = dict(
       summary(ms), mean_new_tokens=round(float(np.mean(timed)), 1),
       ms_per_new_token=round(float(ms.sum() / max(sum(timed), 1)), 2))
+  out["generate_first_token"] = summary(latencies(
+      lambda: sig["generate"](prompt=one, max_tokens=tf.constant([1]),
+                              temperature=tf.constant([1.0])), calls, warmup))
   out["generate_per_token"] = _marginal_token(sig, one, 2 * calls)
   out["next_token_after_prefix"] = _streaming_vs_resending(sig, calls, warmup)
   out.update(_floors(loaded, one, calls, warmup))

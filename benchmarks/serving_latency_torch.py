@@ -22,7 +22,8 @@ What is timed is what a Python server would do per request:
 - `generate_per_token`: `generate`'s peer (read the sentence, then sample
   at temperature 1 and feed each token with the state carried, until
   <eos> or the limit; padding never sampled): the least-squares line of a
-  call's time against its new tokens, limits 1, 2, ..., 41 in turn.
+  call's time against its new tokens, limits 1, 2, ..., 41 in turn;
+  `generate_first_token`: the same with a limit of 1.
 Prints one JSON line (benchmarks/machine.py adds the CPU to it).
 """
 import argparse
@@ -123,6 +124,8 @@ def main():
     token = torch.tensor([[5]])
     out["next_token"] = summary(latencies(lambda: model(token, state),
                                           calls, warmup))
+    out["generate_first_token"] = summary(latencies(
+        lambda: generate(SENTENCE, 1), calls, warmup))
     tokens, ms = [], []
     for i in range(2 * calls):
       start = time.perf_counter()

@@ -7,8 +7,8 @@ a kerasrnn line without one is an error).
 Prints one Markdown row per measurement: p50 ms (or tokens/s) median and
 range of each side, kerasrnn / PyTorch of the medians and round by round,
 then the CPU and TensorFlow's floors. Runs from before a measurement
-existed skip its row: `generate` per generated token and its fixed cost
-(the line of a call's time against its tokens, both sides) replace the
+existed skip its row: `generate` per generated token (the slope of a
+call's time against its tokens, both sides) and to its first token replace the
 earlier runs' per new token with the prompt's reading included, which was
 set against PyTorch's one step.
 """
@@ -29,9 +29,9 @@ ROWS = [
     ("`generate`, per generated token (the slope over 1–41 tokens), ms",
      lambda k: k["generate_per_token"]["ms_per_token"],
      lambda t: t["generate_per_token"]["ms_per_token"]),
-    ("`generate`, fixed cost of a call (the prompt's reading; intercept), ms",
-     lambda k: k["generate_per_token"]["fixed_ms"],
-     lambda t: t["generate_per_token"]["fixed_ms"]),
+    ("`generate`, time to the first token (`max_tokens` 1), p50 ms",
+     lambda k: k["generate_first_token"]["p50_ms"],
+     lambda t: t["generate_first_token"]["p50_ms"]),
     # Earlier runs measured no slope.
     ("`generate`, per new token (prompt and sampling included), ms",
      lambda k: _legacy(k)["generate_20_batch1"]["ms_per_new_token"],
