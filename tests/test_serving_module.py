@@ -165,6 +165,8 @@ def test_score_and_next_words_equal_the_models_log_probs(
 
 
 def test_fused_and_keras_lstm_generate_the_same_greedy_words(tmp_path):
+  # The prompts read by the fused op or by the Keras cells; the generated
+  # tokens then go through the cells in both.
   fused = _module(tmp_path, "lstm", 2, False, max_new_tokens=12)
   cells = LanguageModelModule(
       fused.model, str(tmp_path / "vocab.txt"),

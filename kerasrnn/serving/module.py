@@ -98,8 +98,9 @@ class RecurrentDecoder(tf.Module):
 
   def advance(self, token, states, real):
     """Feeds one token per row through the Keras cells (faster than the
-    fused op for one token: docs/results.md#serving-latency); rows where
-    `real` is False keep their state.
+    fused op for one token: docs/results.md, "Generation per token, one
+    thread, and TensorFlow's floor"); rows where `real` is False keep
+    their state.
 
     Returns:
       (<float32>[batch, vocab] logits after the token, the new states).
