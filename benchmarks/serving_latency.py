@@ -13,10 +13,10 @@ the prompt's reading included), `generate`'s cost per generated token
 (the slope of a call's time against its new tokens, sampling up to
 1 ... 41 tokens) and the time to its first token (max_tokens 1), the cost of one more token after a prefix of 10,
 100 and 1,000 tokens: streamed through `step` (state in, one token) against
-re-sent whole through `log_probs` (the stateless way), and two floors no
-`score` in TensorFlow can go below: an empty function with `score`'s
-inputs and outputs, and that plus the output layer and log-softmax of one
-21-token sentence (random weights of the export's shapes).
+re-sent whole through `log_probs` (the stateless way), and the floors no
+`score` or `step` in TensorFlow can go below: an empty function with the
+signature's inputs and outputs, and that plus the export's output layer
+and log-softmax (of one 21-token sentence; of one position).
 
 --intra_op_threads / --inter_op_threads set TensorFlow's thread pools as TF
 Serving's --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism
@@ -111,10 +111,11 @@ def _marginal_token(sig, one, calls):
 
 
 def _floors(loaded, one, calls, warmup):
-  """p50 ms of the least a `score` call can cost in TensorFlow here: an
-  empty function of its inputs and outputs, and that plus the export's own
-  output layer, log-softmax and the gather of the targets for one 20-word
-  sentence (21 positions); {} for a model without a plain output layer
+  """p50 ms of the least a `score` or a `step` call can cost in TensorFlow
+  here: an empty function of the signature's inputs and outputs, and that
+  plus the export's own output layer and log-softmax (for `score`, of one
+  20-word sentence, 21 positions, and the gather of its targets; for
+  `step`, of one position); {} for a model without a plain output layer
   (an adaptive softmax)."""
   weights = {v.name: v for v in loaded.model_variables}
   if "logits/kernel:0" not in weights:
@@ -125,16 +126,16 @@ def _floors(loaded, one, calls, warmup):
   hidden = tf.constant(rng.normal(size=(1, 21, kernel.shape[0])), tf.float32)
   targets = tf.constant(rng.integers(0, kernel.shape[1], size=(1, 21)),
                         tf.int32)
-  spec = [tf.TensorSpec([None], tf.string)]
+  text_spec = [tf.TensorSpec([None], tf.string)]
 
-  @tf.function(input_signature=spec)
+  @tf.function(input_signature=text_spec)
   def empty(text):
     rows = tf.shape(text)[0]
     return {"log_likelihood": tf.zeros([rows]),
             "num_tokens": tf.zeros([rows], tf.int32),
             "perplexity": tf.ones([rows])}
 
-  @tf.function(input_signature=spec)
+  @tf.function(input_signature=text_spec)
   def output_layer(text):
     log_probs = tf.nn.log_softmax(tf.matmul(hidden, kernel) + bias)
     log_likelihood = tf.reduce_sum(
@@ -143,10 +144,33 @@ def _floors(loaded, one, calls, warmup):
             "num_tokens": tf.fill(tf.shape(text), 21),
             "perplexity": tf.exp(-log_likelihood / 21)}
 
+  step = loaded.signatures["step"]
+  step_spec = step.structured_input_signature[1]
+  request = {k: tf.zeros([1] + [d or 1 for d in v.shape[1:]], v.dtype)
+             for k, v in step_spec.items()}
+
+  def step_floor(with_output_layer):
+    @tf.function(input_signature=[step_spec])
+    def call(inputs):
+      rows = tf.shape(inputs["token_ids"])[0]
+      logits = tf.zeros([rows, kernel.shape[1]])
+      if with_output_layer:
+        logits = tf.matmul(hidden[:, 0], kernel) + bias
+      out = {"log_likelihood": tf.zeros([rows]),
+             "num_tokens": tf.zeros([rows], tf.int32),
+             "next_log_probs": tf.nn.log_softmax(logits)}
+      out.update({k: v for k, v in inputs.items() if k.startswith("state_")})
+      return out
+    return lambda: call(request)
+
   return {"floor_empty_call": summary(latencies(lambda: empty(one), calls,
                                                 warmup)),
           "floor_output_layer_1x21": summary(
-              latencies(lambda: output_layer(one), calls, warmup))}
+              latencies(lambda: output_layer(one), calls, warmup)),
+          "floor_step_empty_call": summary(
+              latencies(step_floor(False), calls, warmup)),
+          "floor_step_output_layer_1x1": summary(
+              latencies(step_floor(True), calls, warmup))}
 
 
 def _streaming_vs_resending(sig, calls, warmup):

@@ -101,6 +101,13 @@ def markdown(pairs):
         f"{_cell([b for _, b in floors], 2)}; PyTorch's recurrent layers "
         "alone over the 21 positions "
         f"{_cell([tr['rnn_only_1x21']['p50_ms'] for tr, _ in pairs], 2)}.")
+  if "floor_step_empty_call" in first:
+    floors = [(kr["floor_step_empty_call"]["p50_ms"],
+               kr["floor_step_output_layer_1x1"]["p50_ms"]) for _, kr in pairs]
+    out.append(
+        "TensorFlow's floors for `step`: an empty function of its inputs and "
+        f"outputs {_cell([a for a, _ in floors], 2)}; that plus the output "
+        f"layer and log-softmax of one position {_cell([b for _, b in floors], 2)}.")
   return "\n".join(out)
 
 
