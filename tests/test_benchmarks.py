@@ -100,7 +100,8 @@ def test_serving_rounds_pair_each_export_run_with_the_pytorch_run_before_it():
 @pytest.mark.parametrize("name", [
     "vs_torch_lstm_amd_epyc_zen5.jsonl", "vs_torch_gru_amd_epyc_zen5.jsonl",
     "per_token_lstm_2threads_amd_epyc_zen5.jsonl",
-    "per_token_lstm_1thread_amd_epyc_zen5.jsonl"])
+    "per_token_lstm_1thread_amd_epyc_zen5.jsonl",
+    "per_token_gru_2threads_amd_epyc_zen5.jsonl"])
 def test_the_serving_results_quote_the_committed_runs(name):
   with open(os.path.join(ROOT, "docs", "serving", name), encoding="utf-8") as f:
     pairs = serving_table.rounds(json.loads(line) for line in f)
