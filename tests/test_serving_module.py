@@ -118,8 +118,9 @@ def test_step_chunks_and_generate_decoder_equal_log_probs(tmp_path, cell,
       tf.nn.log_softmax(logits).numpy(), expected[np.arange(3), last],
       atol=1e-5)
   nxt = np.array([3, 4, 5], np.int32)
-  step_logits, _ = module.decoder.advance(
+  hidden, _ = module.decoder.advance(
       tf.constant(nxt), states, tf.constant([True] * 3))
+  step_logits = module.model.get_layer("logits")(hidden)
   longer = np.pad(IDS, ((0, 0), (0, 1)))
   longer[np.arange(3), last + 1] = nxt
   want = module.log_probs(tf.constant(longer))["log_probs"].numpy()[

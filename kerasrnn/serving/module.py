@@ -78,7 +78,6 @@ class RecurrentDecoder(tf.Module):
     super().__init__(name="recurrent_decoder")
     self._embedding = model.get_layer("embedding")
     self._cells = [layer.cell for layer in rnn_layers(model)]
-    self._logits = model.get_layer("logits")
     fused = [_fused_lstm_weights(cell) for cell in self._cells]
     self.fused = fused if all(w is not None for w in fused) else None
     self.fused_max_batch = fused_max_batch
@@ -92,9 +91,10 @@ class RecurrentDecoder(tf.Module):
     it = iter(states.values())
     return [[next(it) for _ in range(_num_states(c))] for c in self._cells]
 
-  def logits(self, states):
-    """The model's logits after the state (the top layer's output is its h)."""
-    return self._logits(self._nested(states)[-1][0])
+  def output(self, states):
+    """The top layer's output in the state (its h): the output layer's
+    input after the state's last token."""
+    return self._nested(states)[-1][0]
 
   def advance(self, token, states, real):
     """Feeds one token per row through the Keras cells (faster than the
@@ -103,7 +103,8 @@ class RecurrentDecoder(tf.Module):
     their state.
 
     Returns:
-      (<float32>[batch, vocab] logits after the token, the new states).
+      (<float32>[batch, units] the top layer's output after the token (the
+      output layer's input), the new states).
     """
     x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
     flat = []
@@ -112,7 +113,7 @@ class RecurrentDecoder(tf.Module):
       flat += s
     new = {name: tf.where(real[:, None], value, states[name])
            for name, value in zip(states, flat)}
-    return self._logits(x), new
+    return x, new
 
   def _layers(self, token_ids, states):
     """Each layer's (outputs, cell states), time-major [time, batch, units],
@@ -170,7 +171,6 @@ class TransformerDecoder:
     self._blocks = [l for l in model.layers
                     if isinstance(l, transformer.DecoderBlock)]
     self._norm = model.get_layer("final_norm")
-    self._logits = model.get_layer("logits")
     self._positions = model.get_layer("positions")
     depth = self._embedding.output_dim
     self._scale = math.sqrt(depth)
@@ -188,8 +188,8 @@ class TransformerDecoder:
     self.specs["state_hidden"] = tf.TensorSpec([None, depth], tf.float32,
                                                "state_hidden")
 
-  def logits(self, states):
-    return self._logits(states["state_hidden"])
+  def output(self, states):
+    return states["state_hidden"]
 
   fused = None  # No fused op (`RecurrentDecoder`'s).
 
@@ -208,7 +208,7 @@ class TransformerDecoder:
     hidden = self._norm(x)
     new["state_hidden"] = tf.where(real[:, None], hidden,
                                    states["state_hidden"])
-    return self._logits(hidden), {name: new[name] for name in states}
+    return hidden, {name: new[name] for name in states}
 
 
 class LanguageModelModule(tf.Module):
@@ -395,9 +395,10 @@ class LanguageModelModule(tf.Module):
     with tf.control_dependencies(self._check_ids(token_ids, "token_ids")):
       return {"log_probs": self._log_probs(token_ids)}
 
-  def _invariants(self, logits, states):
-    """Shape invariants of a while loop carrying `logits` and `states`."""
-    return [(logits, tf.TensorShape([None, self.vocab_size]))] + [
+  def _invariants(self, rows, states):
+    """Shape invariants of a while loop carrying `rows` ([batch, width]) and
+    `states`."""
+    return [(rows, tf.TensorShape([None, rows.shape[-1]]))] + [
         (states[name], spec.shape) for name, spec in self.decoder.specs.items()]
 
   def _read(self, inputs, states, targets=None):
@@ -442,22 +443,31 @@ class LanguageModelModule(tf.Module):
             tf.reduce_sum(tf.cast(targets != text.PAD_ID, tf.int32), 1))
 
   def _read_step_by_step(self, inputs, states, targets, scoring):
-    logits = self.decoder.logits(states)
-    log_likelihood = tf.zeros([tf.shape(inputs)[0]])
-    for t in tf.range(tf.shape(inputs)[1]):
+    # The decoder one token at a time; the output layer once, after the
+    # loop (its weights are read once, not once per token).
+    top = self.decoder.output(states)
+    time = tf.shape(inputs)[1]
+    outputs = tf.TensorArray(tf.float32, size=time, element_shape=top.shape)
+    for t in tf.range(time):
       tf.autograph.experimental.set_loop_options(
-          shape_invariants=self._invariants(logits, states))
+          shape_invariants=self._invariants(top, states))
       token = inputs[:, t]
       real = token != text.PAD_ID
-      step_logits, states = self.decoder.advance(token, states, real)
-      logits = tf.where(real[:, None], step_logits, logits)
-      if scoring:
-        target = targets[:, t]
-        picked = tf.gather(tf.nn.log_softmax(step_logits), target,
-                           batch_dims=1)
-        log_likelihood += tf.where(target != text.PAD_ID, picked, 0.0)
+      hidden, states = self.decoder.advance(token, states, real)
+      top = tf.where(real[:, None], hidden, top)
+      outputs = outputs.write(t, hidden)
+    output_layer = self.model.get_layer("logits")
+    log_likelihood = tf.zeros([tf.shape(inputs)[0]])
+    if scoring:
+      hidden = tf.cond(
+          time > 0, lambda: tf.transpose(outputs.stack(), [1, 0, 2]),
+          lambda: tf.zeros([tf.shape(inputs)[0], 0, top.shape[-1]]))
+      picked = tf.gather(tf.nn.log_softmax(output_layer(hidden)), targets,
+                         batch_dims=2)
+      log_likelihood = tf.reduce_sum(
+          tf.where(targets != text.PAD_ID, picked, 0.0), 1)
     num_tokens = tf.reduce_sum(tf.cast(targets != text.PAD_ID, tf.int32), 1)
-    return logits, states, log_likelihood, num_tokens
+    return output_layer(top), states, log_likelihood, num_tokens
 
   def _read_prompt(self, ids):
     """Runs the prompts (after <eos>); returns (last logits, decoder state)."""
@@ -567,8 +577,9 @@ class LanguageModelModule(tf.Module):
       count += tf.cast(emitted, tf.int32)
       done = tf.logical_or(done, tf.logical_or(finished, count >= limit))
       # Finished rows feed padding: their state no longer changes.
-      logits, states = self.decoder.advance(
+      hidden, states = self.decoder.advance(
           tf.where(done, text.PAD_ID, token), states, tf.logical_not(done))
+      logits = self.model.get_layer("logits")(hidden)
       step += 1
     tokens = tf.cond(out.size() > 0, lambda: tf.transpose(out.stack()),
                      lambda: tf.zeros([batch, 0], tf.int32))
