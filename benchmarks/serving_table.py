@@ -68,6 +68,12 @@ def _cell(values, digits):
           f"({min(values):,.{digits}f}–{max(values):,.{digits}f})")
 
 
+def _p50(pairs, key, side=1):
+  """Median and range of `key`'s p50 over the rounds (side 0: PyTorch's
+  lines, 1: kerasrnn's)."""
+  return _cell([pair[side][key]["p50_ms"] for pair in pairs], 2)
+
+
 def markdown(pairs):
   out = ["| measurement | PyTorch eager | kerasrnn export | kerasrnn / PyTorch "
          "(medians; per round) |", "|---|---|---|---|"]
@@ -92,22 +98,18 @@ def markdown(pairs):
              f"({', '.join(first['cpu_isa'])}); {first['framework']}{threads}, "
              f"{pairs[0][0]['framework']}.")
   if "floor_empty_call" in first:
-    floors = [(kr["floor_empty_call"]["p50_ms"],
-               kr["floor_output_layer_1x21"]["p50_ms"]) for _, kr in pairs]
     out.append(
         "TensorFlow's floors for `score` (p50 ms, median and range): an empty "
-        f"function of its inputs and outputs {_cell([a for a, _ in floors], 2)}"
+        f"function of its inputs and outputs {_p50(pairs, 'floor_empty_call')}"
         "; that plus the output layer and log-softmax of 21 positions "
-        f"{_cell([b for _, b in floors], 2)}; PyTorch's recurrent layers "
-        "alone over the 21 positions "
-        f"{_cell([tr['rnn_only_1x21']['p50_ms'] for tr, _ in pairs], 2)}.")
+        f"{_p50(pairs, 'floor_output_layer_1x21')}; PyTorch's recurrent layers "
+        f"alone over the 21 positions {_p50(pairs, 'rnn_only_1x21', side=0)}.")
   if "floor_step_empty_call" in first:
-    floors = [(kr["floor_step_empty_call"]["p50_ms"],
-               kr["floor_step_output_layer_1x1"]["p50_ms"]) for _, kr in pairs]
     out.append(
         "TensorFlow's floors for `step`: an empty function of its inputs and "
-        f"outputs {_cell([a for a, _ in floors], 2)}; that plus the output "
-        f"layer and log-softmax of one position {_cell([b for _, b in floors], 2)}.")
+        f"outputs {_p50(pairs, 'floor_step_empty_call')}; that plus the output "
+        "layer and log-softmax of one position "
+        f"{_p50(pairs, 'floor_step_output_layer_1x1')}.")
   return "\n".join(out)
 
 
