@@ -20,6 +20,8 @@ MODES = ("stream", "sentence")
 SOURCES = ("ptb", "text", "tfds")
 TOKENIZERS = ("whitespace", "punctuation")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
+SCHEDULES = ("epoch_decay", "constant", "cosine", "linear", "inverse_sqrt",
+             "plateau")
 
 
 def base_config():
@@ -92,11 +94,39 @@ def base_config():
   model.unroll = True  # Unrolled time loop: faster for short stream windows.
 
   c.train = train = ml_collections.ConfigDict()
+  # The run's length: train.steps optimizer steps, or (steps = 0) this many
+  # passes over the training split. Neither identifies a run: raise one on a
+  # finished workdir to train it on.
   train.epochs = 13
+  train.steps = 0
+  # Stop this command after this many hours of training (0 = no limit),
+  # with the resume state written: the same command continues the run.
+  train.max_hours = 0.0
+  # Write the resume state every this many steps too (0 = at evaluations
+  # only); the last two are kept. Restarted, a run continues from the
+  # newest as if it had not stopped.
+  train.save_every_steps = 0
+  # Validate (and choose the best checkpoint, add a history.csv row) every
+  # this many steps; 0 = at each epoch's end.
+  train.eval_every_steps = 0
+  # Validate on the first this many tokens of the validation split (the same
+  # ones each time); 0 = all of it. results.json always uses all of it.
+  train.eval_tokens = 0
+  # A progress line (step, tokens/s, loss, perplexity, learning rate, time
+  # left) every this many steps; 0 = about once a minute.
+  train.log_every_steps = 0
   train.optimizer = "sgd"  # sgd | adam
   train.learning_rate = 1.0  # Paper terms: loss summed over time steps.
-  train.decay_after = 4  # Constant lr for this many epochs, then ...
-  train.decay = 2.0  # ... divide it by this every epoch (1 = constant).
+  # The learning rate by step (kerasrnn/training/schedules.py):
+  # epoch_decay: constant for decay_after epochs, then divided by decay every
+  #   epoch (Zaremba et al.); constant; cosine or linear: down to 0 at the
+  #   run's last step; inverse_sqrt: learning_rate * sqrt(warmup_steps /
+  #   step) after the warm-up (fairseq); plateau: divided by decay after each
+  #   validation that does not improve on the best (pytorch/examples).
+  train.schedule = "epoch_decay"
+  train.warmup_steps = 0  # Linear warm-up from 0 over this many steps.
+  train.decay_after = 4  # epoch_decay: constant lr for this many epochs, then
+  train.decay = 2.0  # divide it by this every epoch (1 = constant).
   train.clip_norm = 5.0  # Global-norm clipping in paper terms (0 = off).
   # > 0: keep an exponential moving average of the weights (the optimizer's
   # use_ema) and validate, checkpoint and export the average, e.g. 0.999.
@@ -135,6 +165,7 @@ def validate(config):
              ("model.cell", m.cell, CELLS),
              ("model.softmax", m.softmax, SOFTMAXES),
              ("train.optimizer", t.optimizer, OPTIMIZERS),
+             ("train.schedule", t.schedule, SCHEDULES),
              ("train.distribute", t.distribute, DISTRIBUTE)]
   for name, value, allowed in choices:
     _check(value in allowed,
@@ -154,7 +185,13 @@ def validate(config):
                   ("model.init_scale", m.init_scale),
                   ("train.clip_norm", t.clip_norm),
                   ("train.ema_start", t.ema_start),
-                  ("train.decay_after", t.decay_after)]
+                  ("train.decay_after", t.decay_after),
+                  ("train.steps", t.steps), ("train.max_hours", t.max_hours),
+                  ("train.save_every_steps", t.save_every_steps),
+                  ("train.eval_every_steps", t.eval_every_steps),
+                  ("train.eval_tokens", t.eval_tokens),
+                  ("train.log_every_steps", t.log_every_steps),
+                  ("train.warmup_steps", t.warmup_steps)]
   for name, value in non_negative:
     _check(value >= 0, f"config {name}={value} must be >= 0")
   _check(d.max_length >= 2,
@@ -196,6 +233,9 @@ def validate(config):
            "config train.jit_compile=True cannot compile model.softmax="
            "adaptive (each cluster has as many rows as the batch has targets "
            "in it); leave train.jit_compile unset")
+  _check(t.schedule != "inverse_sqrt" or t.warmup_steps > 0,
+         "config train.schedule=inverse_sqrt needs train.warmup_steps > 0 "
+         "(the rate falls as sqrt(warmup_steps / step) after it)")
   _check(m.ffn_size >= 0, f"config model.ffn_size={m.ffn_size} must be >= 0")
   _check(t.distribute == "none" or not t.jit_compile,
          f"config train.jit_compile=True is not supported with "

@@ -19,6 +19,7 @@ import os
 import re
 import resource
 import shutil
+import zipfile
 
 import numpy as np
 
@@ -113,6 +114,24 @@ def write_text(path, text):
 
 def write_json(path, value):
   write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def write_arrays(path, arrays):
+  """Writes {name: array} to `path` (.npz) atomically, synced to the disk."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez(f, **arrays)
+      f.flush()
+      os.fsync(f.fileno())
+
+
+def read_arrays(path, fix):
+  """{name: array} of an .npz file; an unreadable one is `DamagedFile`."""
+  try:
+    with np.load(path, allow_pickle=False) as npz:
+      return {name: npz[name] for name in npz.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise DamagedFile(path, reason(e), fix) from None
 
 
 def remove_leftovers(directory, keep_live=False):

@@ -1,7 +1,7 @@
 """The workdir: the contract between training and everything after it.
 
   config.json   the resolved config        vocab.txt     the vocabulary
-  data.json     the data's fingerprint     history.csv   one row per epoch
+  data.json     the data's fingerprint     history.csv   one row per evaluation
   results.json  the final figures          checkpoints/  best.weights.h5, best.json
   backup/       resume state               tensorboard/  TensorBoard logs
   workers/<id>/ the other workers' own state during a multi-worker run
@@ -16,8 +16,13 @@ see whole files. A file that cannot be read back gives one line naming it
 and what to do (`FIXES`); where an older good copy exists, training resumes
 from it, losing at most the epoch the damaged file belonged to.
 
-The resume state (backup/) holds the last two epochs' states: the weights
-with the optimizer's variables, and history.csv as it was then.
+The resume state (backup/) holds the last two saved states, each named by
+its step: the weights with the optimizer's variables, the rest of the
+training's state (`step-N.state.npz`: the recurrent state carried in
+stream mode, the dropout seeds, the sums since the last history row), and
+history.csv as it was then. The last state stays when the run ends, so a
+finished run can be extended. (Workdirs of kerasrnn before 0.3 hold
+`epoch-N` states, at epoch ends; they resume too.)
 
 A run is identified by what it computes: its config without the fields that
 only say where the data are or how the run executes (`PORTABLE_FIELDS`), and
@@ -44,13 +49,24 @@ from kerasrnn.errors import UserError
 
 # Fields that may differ when a run resumes: where the data are, how the run
 # is distributed, compiled or shown. They change speed or logs, not results.
+# And the run's length (`LENGTH_FIELDS`): raised, a finished run trains on.
 PORTABLE_FIELDS = ("data.dir", "data.store", "data.tfds_data_dir",
                    "train.distribute",
                    "train.jit_compile", "train.steps_per_execution",
-                   "train.verbose")
-HISTORY_FIELDS = ("epoch", "learning_rate", "train_perplexity",
-                  "val_perplexity", "test_perplexity", "seconds",
-                  "tokens_per_second")
+                   "train.verbose", "train.max_hours",
+                   "train.save_every_steps", "train.log_every_steps")
+LENGTH_FIELDS = ("train.epochs", "train.steps")
+# One row per evaluation: the step, the epoch it falls in (a fraction), the
+# target tokens trained on, the last update's learning rate, perplexities
+# (training's since the row before), seconds of training and evaluation
+# since the run began, and training's tokens/s since the row before.
+HISTORY_FIELDS = ("step", "epoch", "tokens", "learning_rate",
+                  "train_perplexity", "val_perplexity", "test_perplexity",
+                  "seconds", "tokens_per_second")
+# history.csv of kerasrnn before 0.3: one row per epoch, seconds per epoch.
+EPOCH_HISTORY_FIELDS = ("epoch", "learning_rate", "train_perplexity",
+                        "val_perplexity", "test_perplexity", "seconds",
+                        "tokens_per_second")
 BEST = "checkpoints/best.weights.h5"
 BACKUP = "backup"
 LOCK = ".lock"
@@ -70,7 +86,7 @@ FIXES = {
                    f"from backup/; otherwise {_RESTORE}",
     "results.json": "run the same kerasrnn-train command again: it computes "
                     "the results again from the best checkpoint",
-    "checkpoints/best.json": "delete it: it only records the best epoch, "
+    "checkpoints/best.json": "delete it: it only records the best step, "
                              "which history.csv also holds",
     BEST: "while the run trains, its next better epoch replaces it; "
           f"otherwise {_RESTORE}",
@@ -153,7 +169,8 @@ def _identity_differences(stored, current):
   """The differences between two config dicts that change what a run computes."""
   return [d for d in config_lib.differences(config_lib.with_defaults(stored),
                                             current)
-          if not d.startswith(tuple(f + ":" for f in PORTABLE_FIELDS))]
+          if not d.startswith(tuple(f + ":" for f in PORTABLE_FIELDS
+                                    + LENGTH_FIELDS))]
 
 
 def check_config(workdir, config):
@@ -230,11 +247,15 @@ def save_best(workdir, model, info):
 
 
 def read_history(workdir):
-  """Rows of history.csv as dicts of strings ([] if there is none).
+  """Rows of history.csv as dicts of floats ([] if there is none).
+
+  A history of kerasrnn before 0.3 (one row per epoch) comes in today's
+  fields: `seconds` summed up to each row, `step` and `tokens` NaN (they
+  need the data; `with_steps` fills them in).
 
   Raises:
     DamagedFile: if the file is cut short, not UTF-8, or its rows are not
-      epochs 1, 2, ... with numbers in every field.
+      in increasing steps (epochs) with numbers in every field.
   """
   p = path(workdir, "history.csv")
   if not os.path.exists(p):
@@ -245,131 +266,169 @@ def read_history(workdir):
   def damaged(why):
     return files.DamagedFile(p, why, FIXES["history.csv"])
 
-  if tuple(header) != HISTORY_FIELDS:
+  if tuple(header) not in (HISTORY_FIELDS, EPOCH_HISTORY_FIELDS):
     raise damaged("its header is not kerasrnn's")
   if not text.endswith("\n"):
     raise damaged("its last line is cut short")
+  rows = []
   for number, fields in enumerate(lines, 1):
-    if len(fields) != len(HISTORY_FIELDS):
+    if len(fields) != len(header):
       raise damaged(f"row {number} has {len(fields)} fields")
     try:
-      values = [float(v) for v in fields]
+      row = dict(zip(header, map(float, fields)))
     except ValueError:
       raise damaged(f"row {number} holds a field that is not a number") from None
-    if values[0] != number:
-      raise damaged(f"row {number} is epoch {fields[0]}")
-  return [dict(zip(HISTORY_FIELDS, fields)) for fields in lines]
+    rows.append(row)
+  if tuple(header) == EPOCH_HISTORY_FIELDS:
+    if [r["epoch"] for r in rows] != list(range(1, len(rows) + 1)):
+      raise damaged("its rows are not epochs 1, 2, ...")
+    total = 0.0
+    for row in rows:
+      total += row["seconds"]
+      row.update(seconds=round(total, 1), step=math.nan, tokens=math.nan)
+    rows = [{f: r[f] for f in HISTORY_FIELDS} for r in rows]
+  elif any(b["step"] <= a["step"] for a, b in zip(rows, rows[1:])):
+    raise damaged("its steps do not increase")
+  return rows
 
 
-def write_history_row(workdir, row):
-  """Adds epoch `row["epoch"]` (1-based), dropping rows of later epochs.
+def with_steps(rows, steps_per_epoch, tokens_per_epoch):
+  """An epoch history's rows (`read_history`) with their steps and tokens."""
+  return [dict(r, step=r["epoch"] * steps_per_epoch,
+               tokens=r["epoch"] * tokens_per_epoch)
+          if math.isnan(r["step"]) else r for r in rows]
 
-  A run killed after writing epoch k resumes at epoch k + 1 or earlier;
-  writing an epoch again replaces what the interrupted run wrote for it.
-  """
-  rows = [r for r in read_history(workdir)
-          if int(r["epoch"]) < int(row["epoch"])]
+
+def write_history(workdir, rows):
+  """Writes history.csv: `rows`, dicts of `HISTORY_FIELDS`, numbers."""
   out = io.StringIO()
   writer = csv.DictWriter(out, HISTORY_FIELDS, lineterminator="\n")
   writer.writeheader()
-  writer.writerows(rows + [row])
+  writer.writerows({k: _six_digits(v) for k, v in r.items()} for r in rows)
   files.write_text(path(workdir, "history.csv"), out.getvalue())
+
+
+def _six_digits(value):
+  value = float(value)
+  return str(int(value)) if value.is_integer() else f"{value:.6g}"
+
+
+def write_history_row(workdir, row):
+  """Adds the row of step `row["step"]`, dropping rows of later steps.
+
+  A run killed after writing step k resumes at step k or earlier; writing
+  a step again replaces what the interrupted run wrote for it.
+  """
+  write_history(workdir, [r for r in read_history(workdir)
+                          if r["step"] < row["step"]] + [row])
 
 
 def best_row(rows):
   """The first row with the lowest finite validation perplexity, or None.
 
-  The best checkpoint holds this epoch's weights: `BestCheckpoint` saves an
-  epoch's weights when it beats every earlier epoch in history.csv.
+  The best checkpoint holds this row's weights: training saves them when
+  an evaluation beats every earlier one in history.csv.
   """
-  finite = [r for r in rows if math.isfinite(float(r["val_perplexity"]))]
-  return min(finite, key=lambda r: float(r["val_perplexity"]), default=None)
+  finite = [r for r in rows if math.isfinite(r["val_perplexity"])]
+  return min(finite, key=lambda r: r["val_perplexity"], default=None)
 
 
-def _state_epochs(directory):
-  """Epochs with a resume state in `directory`, oldest first."""
+def _saved(directory, kind):
+  """{number: weights file} of the `kind` ('step' or 'epoch') states."""
   if not os.path.isdir(directory):
-    return []
-  found = (re.fullmatch(r"epoch-(\d+)\.weights\.h5", n)
+    return {}
+  found = (re.fullmatch(kind + r"-(\d+)\.weights\.h5", n)
            for n in os.listdir(directory))
-  return sorted(int(m.group(1)) for m in found if m)
+  return {int(m.group(1)): path(directory, m.group(0)) for m in found if m}
 
 
-def save_state(workdir, model, epoch):
-  """Writes the resume state after `epoch` (1-based) into backup/.
+def save_state(workdir, model, step, arrays):
+  """Writes the resume state after `step` updates into backup/.
 
-  First a copy of history.csv, then the weights with the optimizer's
-  variables (whose file marks the state complete); the last `KEEP_STATES`
-  states are kept, anything else in backup/ is removed.
+  First a copy of history.csv, then `arrays` ({name: array}, the rest of
+  the training's state) as step-N.state.npz, then the weights with the
+  optimizer's variables (whose file marks the state complete); the last
+  `KEEP_STATES` states are kept, anything else in backup/ is removed.
   """
   directory = path(workdir, BACKUP)
   history = path(workdir, "history.csv")
+  stem = path(directory, f"step-{step}")
   if os.path.exists(history):
-    files.write_text(path(directory, f"epoch-{epoch}.history.csv"),
+    files.write_text(f"{stem}.history.csv",
                      files.read_text(history, FIXES["history.csv"]))
-  files.save_weights(model, path(directory, f"epoch-{epoch}.weights.h5"))
-  keep = {f"epoch-{e}.{kind}" for e in _state_epochs(directory)[-KEEP_STATES:]
-          for kind in ("weights.h5", "history.csv")}
+  files.write_arrays(f"{stem}.state.npz", arrays)
+  files.save_weights(model, f"{stem}.weights.h5")
+  keep = {f"step-{s}.{kind}" for s in sorted(_saved(directory, "step"))[
+      -KEEP_STATES:] for kind in ("weights.h5", "state.npz", "history.csv")}
   for name in os.listdir(directory):
     if name not in keep:
       os.remove(path(directory, name))
 
 
-def state_epochs(workdir):
-  """The epochs of the resume states in a run's backup/, oldest first."""
+def _states(workdir, steps_per_epoch):
+  """[(step, weights file, state file or None)], newest first: this
+  version's states, and epoch-end states of older versions."""
   directory = path(workdir, BACKUP)
-  return sorted(set(_state_epochs(directory)) | {
-      e for e, _ in compat.keras_backup_state(directory)})
+  states = [(s, w, w.replace(".weights.h5", ".state.npz"))
+            for s, w in _saved(directory, "step").items()]
+  epochs = list(_saved(directory, "epoch").items())
+  epochs += compat.keras_backup_state(directory)
+  states += [(e * steps_per_epoch, w, None) for e, w in epochs]
+  return sorted(states, reverse=True)
 
 
-def restore_state(workdir, model, at_most=None):
-  """Loads the newest readable resume state into `model`; returns its epoch.
+def state_steps(workdir, steps_per_epoch):
+  """The steps of the resume states in a run's backup/, oldest first."""
+  return sorted({s for s, _, _ in _states(workdir, steps_per_epoch)})
 
-  A damaged state is passed over for the one before it (its epoch is then
+
+def restore_state(workdir, model, steps_per_epoch, at_most=None):
+  """Loads the newest readable resume state into `model`.
+
+  A damaged state is passed over for the one before it (its steps are then
   trained again; logged). A damaged or missing history.csv is restored from
   the state's copy.
 
   Args:
     workdir: the run's directory.
     model: the compiled model, built.
-    at_most: only states of this epoch or earlier (a multi-worker run
+    steps_per_epoch: steps per epoch (older versions' states are per epoch).
+    at_most: only states of this step or earlier (a multi-worker run
       resumes where every worker has a state); None = any.
 
   Returns:
-    The number of epochs the state holds (0: no state, train from the start).
+    (step, arrays): the updates the state holds (0: no state, train from
+    the start) and the arrays saved with it ({} for an epoch-end state).
   """
-  directory = path(workdir, BACKUP)
-  states = [(e, path(directory, f"epoch-{e}.weights.h5"))
-            for e in reversed(_state_epochs(directory))]
-  states += compat.keras_backup_state(directory)
-  if at_most is not None:
-    states = [(e, weights) for e, weights in states if e <= at_most]
+  states = [s for s in _states(workdir, steps_per_epoch)
+            if at_most is None or s[0] <= at_most]
   if not states:
-    return 0
+    return 0, {}
   if not model.optimizer.built:
     model.optimizer.build(model.trainable_variables)
   damaged = []
-  for epoch, weights in states:
+  for step, weights, arrays in states:
     try:
       files.load_weights(model, weights, "")
+      arrays = files.read_arrays(arrays, "") if arrays else {}
     except files.DamagedFile as e:
       damaged.append(e.problem)
       continue
     if damaged:
-      logging.warning("%s: resuming from the state of epoch %d instead "
-                      "(the epochs after it are trained again)",
-                      "; ".join(damaged), epoch)
-    _restore_history(workdir, epoch)
-    return epoch
+      logging.warning("%s: resuming from the state of step %d instead "
+                      "(the steps after it are trained again)",
+                      "; ".join(damaged), step)
+    _restore_history(workdir, weights.replace(".weights.h5", ".history.csv"))
+    return step, arrays
+  directory = path(workdir, BACKUP)
   raise UserError(
       f"every resume state in {directory} is damaged ({'; '.join(damaged)}); "
-      f"delete {directory} to train again from epoch 1 (history.csv and the "
+      f"delete {directory} to train again from step 0 (history.csv and the "
       "best checkpoint are kept), or restore it from a copy of the workdir")
 
 
-def _restore_history(workdir, epoch):
-  """Puts back history.csv from state `epoch`'s copy if it is damaged."""
-  copy = path(workdir, f"{BACKUP}/epoch-{epoch}.history.csv")
+def _restore_history(workdir, copy):
+  """Puts back history.csv from a state's copy if it is damaged."""
   try:
     if read_history(workdir) or not os.path.exists(copy):
       return

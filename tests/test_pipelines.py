@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import smoke_config
 from kerasrnn.data import corpus as corpus_lib
@@ -123,17 +124,38 @@ def test_evaluation_order_is_deterministic_and_training_shuffles(tiny):
   assert sorted(order(True, 1)) == sorted(order(False))
 
 
-def test_training_order_follows_the_epoch_variable(tiny):
+@pytest.mark.parametrize("mode", ["stream", "sentence"])
+def test_any_step_reads_the_batch_a_whole_run_reads_there(tiny, mode):
   config, corpus = tiny
-  config.data.mode, config.data.batch_size = "sentence", 1
-  epoch = pipelines.epoch_variable()
-  ds = pipelines.make_dataset(config.data, corpus, "train", True, epoch=epoch)
-  for e in (2, 0, 2, 5):
-    epoch.assign(e)  # What fit's TrainingEpoch callback does.
-    expected = pipelines.make_dataset(config.data, corpus, "train", True,
-                                      epoch=e)
-    assert ([y.tolist() for _, y in _batches(ds)] ==
-            [y.tolist() for _, y in _batches(expected)])
+  config.data.mode, config.data.batch_size = mode, 2
+  config.data.num_steps, config.data.num_buckets = 3, 2
+  layout = pipelines.Layout(config.data, corpus, "train", training=True)
+  n = layout.steps_per_epoch
+  epochs = [_batches(pipelines.make_dataset(config.data, corpus, "train",
+                                            True, epoch=e)) for e in range(3)]
+  whole = [b for epoch in epochs for b in epoch]
+  assert len(whole) == 3 * n
+  for start, stop in [(0, 3 * n), (1, n + 2), (n - 1, n + 1), (2 * n, 3 * n)]:
+    part = _batches(layout.dataset(start, stop))
+    assert len(part) == stop - start
+    for (x, y), (wx, wy) in zip(part, whole[start:stop], strict=True):
+      np.testing.assert_array_equal(x, wx)
+      np.testing.assert_array_equal(y, wy)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_batch_plan_is_tf_datas_bucketing(batch_size):
+  rng = np.random.default_rng(batch_size)
+  lengths = rng.integers(1, 30, size=101)
+  order = rng.permutation(len(lengths))
+  boundaries = np.array([5, 9, 17])
+  pieces, starts = pipelines.plan_batches(lengths, order, batch_size,
+                                          boundaries)
+  planned = [pieces[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])]
+  ds = tf.data.Dataset.from_tensor_slices(order).bucket_by_sequence_length(
+      lambda i: tf.cast(tf.gather(lengths, i), tf.int32), boundaries.tolist(),
+      [batch_size] * 4)
+  assert planned == [b.tolist() for b in ds.as_numpy_iterator()]
 
 
 @pytest.mark.slow

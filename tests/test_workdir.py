@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from conftest import ROOT
 from conftest import smoke_config
+from kerasrnn import files
 from kerasrnn import workdir as wd
 from kerasrnn.data.corpus import load_corpus
 from kerasrnn.errors import UserError
@@ -62,10 +63,12 @@ class _Stop(Exception):
 
 
 class _StopAfterFirstEpoch(keras.callbacks.Callback):
-  """Ends a run after epoch 1 is saved (it runs after kerasrnn's callbacks)."""
+  """Ends a run in its second epoch, after epoch 1 is evaluated and saved
+  (fit runs once per epoch here, evaluations at epochs' ends)."""
 
-  def on_epoch_end(self, epoch, logs=None):
-    raise _Stop
+  def on_train_begin(self, logs=None):
+    if int(self.model.optimizer.iterations.numpy()):
+      raise _Stop
 
 
 def test_copied_workdir_resumes_with_data_elsewhere_and_exports(corpus_dir,
@@ -77,14 +80,14 @@ def test_copied_workdir_resumes_with_data_elsewhere_and_exports(corpus_dir,
     train.train_and_evaluate(smoke_config(data), first,
                              [_StopAfterFirstEpoch()])
   epoch_1 = wd.read_history(first)
-  assert [r["epoch"] for r in epoch_1] == ["1"]
+  assert [r["epoch"] for r in epoch_1] == [1]
 
   # Another machine: the workdir and the same data under other paths.
   moved = shutil.copytree(first, tmp_path / "moved")
   data_copy = shutil.copytree(data, tmp_path / "data_copy")
   results = train.train_and_evaluate(smoke_config(str(data_copy)), str(moved))
   rows = wd.read_history(moved)
-  assert [r["epoch"] for r in rows] == ["1", "2"]
+  assert [r["epoch"] for r in rows] == [1, 2]
   assert rows[0] == epoch_1[0]  # Epoch 1 was not trained again.
   assert results["epochs"] == 2
   assert wd.load_config(moved).data.dir == str(data_copy)
@@ -104,14 +107,30 @@ def test_copied_workdir_resumes_with_data_elsewhere_and_exports(corpus_dir,
   assert open(os.path.join(first, "history.csv")).read() == before
 
 
-def test_history_rows_of_a_redone_epoch_replace_the_old_ones(tmp_path):
-  row = dict.fromkeys(wd.HISTORY_FIELDS, "1.0")
-  for epoch in (1, 2, 3, 2):
-    wd.write_history_row(str(tmp_path), dict(row, epoch=epoch,
-                                              seconds=f"{epoch}.5"))
+def test_history_rows_of_a_redone_step_replace_the_old_ones(tmp_path):
+  row = dict.fromkeys(wd.HISTORY_FIELDS, 1.0)
+  for step in (10, 20, 30, 20):
+    wd.write_history_row(str(tmp_path), dict(row, step=step,
+                                              seconds=step + 0.5))
   rows = wd.read_history(str(tmp_path))
-  assert [(r["epoch"], r["seconds"]) for r in rows] == [("1", "1.5"),
-                                                         ("2", "2.5")]
+  assert [(r["step"], r["seconds"]) for r in rows] == [(10, 10.5),
+                                                       (20, 20.5)]
+
+
+def test_an_epoch_history_reads_in_steps(tmp_path):
+  """history.csv of kerasrnn before 0.3: a row per epoch, seconds each."""
+  (tmp_path / "history.csv").write_text(
+      ",".join(wd.EPOCH_HISTORY_FIELDS) + "\n"
+      "1,1,300.5,200.25,190,60.5,1000\n2,0.5,150,140,130,59.5,1010\n")
+  rows = wd.read_history(str(tmp_path))
+  assert [r["seconds"] for r in rows] == [60.5, 120.0]  # Summed up.
+  assert all(np.isnan(r["step"]) and np.isnan(r["tokens"]) for r in rows)
+  rows = wd.with_steps(rows, steps_per_epoch=50, tokens_per_epoch=1_000)
+  assert [(r["step"], r["epoch"], r["tokens"]) for r in rows] == [
+      (50, 1, 1_000), (100, 2, 2_000)]
+  assert rows[1]["val_perplexity"] == 140
+  wd.write_history(str(tmp_path), rows)
+  assert wd.read_history(str(tmp_path)) == rows
 
 
 def test_one_training_per_workdir_the_second_is_refused_naming_the_first(
@@ -157,15 +176,17 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
 
 def _history_text(rows):
   header = ",".join(wd.HISTORY_FIELDS)
-  return header + "\n" + "".join(f"{r},1,90.5,80.25,79,1.5,1000\n"
+  return header + "\n" + "".join(f"{r},1,200,1,90.5,80.25,79,1.5,1000\n"
                                  for r in rows)
 
 
 @pytest.mark.parametrize("text,reason", [
     (_history_text([1, 2])[:-30], "its last line is cut short"),
-    (_history_text([1, 2])[:-12] + "\n", "row 2 has 5 fields"),
-    (_history_text([1, 3]), "row 2 is epoch 3"),
+    (_history_text([1, 2])[:-12] + "\n", "row 2 has 7 fields"),
+    (_history_text([2, 1]), "its steps do not increase"),
     (_history_text([1]).replace("80.25", "x"), "row 1 holds a field that is"),
+    (",".join(wd.EPOCH_HISTORY_FIELDS) + "\n2,1,2,2,2,1,1\n",
+     "its rows are not epochs 1, 2, ..."),
     ("epoch,loss\n1,2\n", "its header is not kerasrnn's"),
     ("", "empty"),
 ])
@@ -200,40 +221,52 @@ def _compiled_model(seed):
   return model
 
 
-def test_resume_states_keep_two_epochs_and_pass_over_a_damaged_one(tmp_path):
+def test_resume_states_keep_two_and_pass_over_a_damaged_one(tmp_path):
   run = str(tmp_path)
   saved = {}
-  for epoch in (1, 2, 3):
-    model = _compiled_model(epoch)
-    wd.write_history_row(run, dict(dict.fromkeys(wd.HISTORY_FIELDS, "1"),
-                                   epoch=str(epoch)))
-    wd.save_state(run, model, epoch)
-    saved[epoch] = model.get_weights() + [
+  for step in (10, 20, 30):
+    model = _compiled_model(step)
+    wd.write_history_row(run, dict(dict.fromkeys(wd.HISTORY_FIELDS, 1.0),
+                                   step=step))
+    wd.save_state(run, model, step, {"carried": np.full(3, step / 7)})
+    saved[step] = model.get_weights() + [
         v.numpy() for v in model.optimizer.variables]
   assert sorted(os.listdir(tmp_path / "backup")) == [
-      "epoch-2.history.csv", "epoch-2.weights.h5",
-      "epoch-3.history.csv", "epoch-3.weights.h5"]
+      f"step-{s}.{kind}" for s in (20, 30)
+      for kind in ("history.csv", "state.npz", "weights.h5")]
 
   def restored():
     model = _compiled_model(0)
-    epoch = wd.restore_state(run, model)
+    step, arrays = wd.restore_state(run, model, steps_per_epoch=7)
     values = model.get_weights() + [v.numpy() for v in model.optimizer.variables]
-    for got, want in zip(values, saved[epoch]):
+    for got, want in zip(values, saved[step], strict=True):
       np.testing.assert_array_equal(got, want)
-    return epoch
+    np.testing.assert_array_equal(arrays["carried"], np.full(3, step / 7))
+    return step
 
-  assert restored() == 3
+  assert restored() == 30
   # The newest state cut short: the one before it, and its history.
-  newest = tmp_path / "backup" / "epoch-3.weights.h5"
+  newest = tmp_path / "backup" / "step-30.state.npz"
   os.truncate(newest, os.path.getsize(newest) // 2)
-  (tmp_path / "history.csv").write_text("epoch,learn")
-  assert restored() == 2
-  assert [r["epoch"] for r in wd.read_history(run)] == ["1", "2"]
+  (tmp_path / "history.csv").write_text("step,learn")
+  assert restored() == 20
+  assert [r["step"] for r in wd.read_history(run)] == [10, 20]
   # Both damaged: one line, and what to do.
-  older = tmp_path / "backup" / "epoch-2.weights.h5"
+  older = tmp_path / "backup" / "step-20.weights.h5"
   older.write_bytes(b"")
   with pytest.raises(UserError, match=(
-      r"every resume state in .*backup is damaged \(.*epoch-3.weights.h5 is "
-      r"damaged .*epoch-2.weights.h5 is damaged .*\); delete .*backup to "
-      "train again from epoch 1")):
+      r"every resume state in .*backup is damaged \(.*step-30.state.npz is "
+      r"damaged .*step-20.weights.h5 is damaged .*\); delete .*backup to "
+      "train again from step 0")):
     restored()
+
+
+def test_an_epoch_end_state_resumes_at_its_step(tmp_path):
+  """backup/epoch-N.weights.h5 of kerasrnn before 0.3."""
+  model = _compiled_model(1)
+  files.save_weights(model, str(tmp_path / "backup" / "epoch-3.weights.h5"))
+  assert wd.state_steps(str(tmp_path), steps_per_epoch=40) == [120]
+  other = _compiled_model(0)
+  assert wd.restore_state(str(tmp_path), other, 40) == (120, {})
+  for got, want in zip(other.get_weights(), model.get_weights(), strict=True):
+    np.testing.assert_array_equal(got, want)

@@ -38,6 +38,13 @@ class Split:
   def lengths(self):
     return np.diff(self.row_splits)
 
+  def head(self, tokens):
+    """The split's first sentences, up to `tokens` tokens (at least one)."""
+    count = max(1, int(np.searchsorted(self.row_splits, tokens, "right")) - 1)
+    count = min(count, self.num_sentences)
+    return Split(self.ids[:self.row_splits[count]],
+                 self.row_splits[:count + 1])
+
   def sentences(self):
     return np.split(np.asarray(self.ids, np.int32), self.row_splits[1:-1])
 

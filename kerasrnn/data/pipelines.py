@@ -68,7 +68,7 @@ def sentence_pieces(split, max_length):
   """Returns <int64>[pieces, 2] (start, end) offsets into the token stream.
 
   A piece is a sentence, or a part of at most `max_length` tokens of a longer
-  one. Its inputs are the stream shifted by one (see `read_piece`), so a
+  one. Its inputs are the stream shifted by one (see `read_batch`), so a
   sentence starts from the previous sentence's closing <eos> (the start
   symbol) and a later piece of a long sentence from the word before it.
   """
@@ -83,84 +83,174 @@ def sentence_pieces(split, max_length):
   return np.stack([piece_starts, piece_ends], axis=1).astype(np.int64)
 
 
-def read_piece(split, start, end):
-  """(inputs, targets) <int32>[end - start] of tokens [start, end): the
-  targets, and the tokens before them (<eos> before the split's first)."""
-  targets = np.asarray(split.ids[start:end], np.int32)
-  inputs = np.empty_like(targets)
-  inputs[1:] = targets[:-1]
-  inputs[0] = split.ids[start - 1] if start else text.EOS_ID
-  return inputs, targets
-
-
 def bucket_boundaries(lengths, num_buckets):
   """Length-quantile boundaries: buckets of about equal numbers of examples."""
   qs = np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)[1:-1])
   return sorted(set(int(np.ceil(q)) + 1 for q in qs))
 
 
+def epoch_order(num_pieces, seed, epoch):
+  """The order of a training epoch's pieces: a function of (seed, epoch)."""
+  return np.random.default_rng([seed, epoch]).permutation(num_pieces)
+
+
+def plan_batches(lengths, order, batch_size, boundaries=None):
+  """The batches of one pass: which pieces each batch holds, in order.
+
+  The pieces come in `order`; without `boundaries` every `batch_size` of
+  them make a batch. With length buckets (a piece of length n goes to
+  bucket `searchsorted(boundaries, n, "right")`), a bucket's batch is
+  complete at its `batch_size`-th piece and comes then; what is left in
+  the buckets at the end comes last, bucket by bucket (as tf.data's
+  `bucket_by_sequence_length` does). Computed from the lengths alone, so
+  any batch of a pass is found without reading the ones before it.
+
+  Returns:
+    (pieces, starts): batch b holds pieces[starts[b]:starts[b + 1]].
+  """
+  n = len(order)
+  if boundaries is None or not n:
+    return order, np.append(np.arange(0, n, batch_size), n)
+  bucket = np.searchsorted(boundaries, lengths[order], "right")
+  by_bucket = np.argsort(bucket, kind="stable")  # Positions in `order`.
+  counts = np.bincount(bucket, minlength=len(boundaries) + 1)
+  first = np.cumsum(counts) - counts
+  rank = np.arange(n) - np.repeat(first, counts)  # Within its bucket.
+  batch = np.repeat(np.cumsum(-(-counts // batch_size)) -
+                    -(-counts // batch_size), counts) + rank // batch_size
+  # A batch comes when its last piece arrives, or at the end if partial.
+  last = np.zeros(batch[-1] + 1 if n else 0, np.int64)
+  np.maximum.at(last, batch, by_bucket)
+  size = np.bincount(batch)
+  ready = np.where(size == batch_size, last, n + np.arange(len(size)))
+  rank_of_batch = np.argsort(np.argsort(ready, kind="stable"), kind="stable")
+  sequence = np.argsort(rank_of_batch[batch], kind="stable")
+  pieces = order[by_bucket[sequence]]
+  sizes = size[np.argsort(ready, kind="stable")]
+  return pieces, np.concatenate([[0], np.cumsum(sizes)])
+
+
+def read_batch(split, pieces):
+  """(inputs, targets) <int32>[len(pieces), longest], right-padded with 0,
+  of the pieces [[start, end], ...]: each its targets and the tokens before
+  them (<eos> before the split's first). One read for the whole batch."""
+  starts, ends = pieces[:, 0], pieces[:, 1]
+  lengths = ends - starts
+  width = int(lengths.max(initial=0))
+  position = starts[:, None] + np.arange(width)
+  real = np.arange(width) < lengths[:, None]
+  ids = np.asarray(split.ids)
+  targets = np.where(real, ids[np.where(real, position, 0)], 0)
+  before = np.maximum(position - 1, 0)
+  inputs = np.where(real, ids[np.where(real, before, 0)], 0)
+  inputs[(starts == 0) & (lengths > 0), 0] = text.EOS_ID
+  return inputs.astype(np.int32), targets.astype(np.int32)
+
+
+class Layout:
+  """How one split is cut into batches, step by step.
+
+  A pass over the split is `steps_per_epoch` batches. Step g of a training
+  run is batch g mod steps_per_epoch of epoch g // steps_per_epoch, and
+  `batch(g)` reads it directly: in stream mode the window (each row
+  continuing the row of the step before, whose state the model carries),
+  in sentence mode the batch of that epoch's order (`epoch_order`, bucketed
+  by `plan_batches`). So a run may start at any step without reading the
+  batches before it, and a resumed run reads what an uninterrupted one
+  reads.
+
+  Args:
+    data: the `config.data` ConfigDict.
+    corpus: a `kerasrnn.data.corpus.Corpus`.
+    split: 'train', 'valid' or 'test'.
+    training: sentence mode: each epoch in its own shuffled order;
+      otherwise every pass in the split's order.
+    batch_size: overrides data.batch_size (e.g. for evaluation).
+    rows: stream mode: (first, count), only these rows of each batch
+      (`stream_window`).
+  """
+
+  def __init__(self, data, corpus, split, training=False, batch_size=None,
+               rows=None):
+    self.data = data
+    self.split = corpus.splits[split]
+    self.training = training
+    self.batch_size = batch_size or data.batch_size
+    if self.batch_size <= 0:
+      raise UserError(f"batch size {self.batch_size} must be positive")
+    self.rows = rows
+    if data.mode == "stream":
+      _, self.steps_per_epoch = stream_layout(self.split, self.batch_size,
+                                              data.num_steps)
+      return
+    self.pieces = sentence_pieces(self.split, data.max_length)
+    self.lengths = self.pieces[:, 1] - self.pieces[:, 0]
+    self.boundaries = None
+    if data.bucket:
+      self.boundaries = np.asarray(
+          list(data.bucket_boundaries) or bucket_boundaries(
+              np.minimum(corpus.splits["train"].lengths, data.max_length),
+              data.num_buckets))
+      per_bucket = np.bincount(
+          np.searchsorted(self.boundaries, self.lengths, "right"))
+    else:
+      per_bucket = np.array([len(self.lengths)])
+    self.steps_per_epoch = int(np.sum(-(-per_bucket // self.batch_size)))
+    self._plans = {}
+
+  def plan(self, epoch):
+    """(pieces, starts) of one epoch's batches (`plan_batches`)."""
+    epoch = epoch if self.training else 0
+    if epoch not in self._plans:
+      order = (epoch_order(len(self.pieces), self.data.seed, epoch)
+               if self.training else np.arange(len(self.pieces)))
+      self._plans = {epoch: plan_batches(self.lengths, order, self.batch_size,
+                                         self.boundaries)}
+    return self._plans[epoch]
+
+  def batch(self, step):
+    """(inputs, targets) <int32>[batch, time] of global step `step`."""
+    epoch, index = divmod(int(step), self.steps_per_epoch)
+    if self.data.mode == "stream":
+      return stream_window(self.split, self.batch_size, self.data.num_steps,
+                           index, self.rows)
+    order, starts = self.plan(epoch)
+    return read_batch(self.split,
+                      self.pieces[order[starts[index]:starts[index + 1]]])
+
+  def dataset(self, start=0, stop=None):
+    """The batches of global steps [start, stop) (default: one pass)."""
+    stop = self.steps_per_epoch if stop is None else stop
+    if self.data.mode == "stream":
+      shape = [(self.rows or (0, self.batch_size))[1], self.data.num_steps]
+    else:
+      shape = [None, None]
+    ds = tf.data.Dataset.range(start, stop).map(
+        lambda g: _numpy(self.batch, [g], [shape, shape]))
+    return prefetch(ds.apply(
+        tf.data.experimental.assert_cardinality(stop - start)))
+
+
 def make_dataset(data, corpus, split, training=False, batch_size=None,
                  epoch=0, rows=None):
-  """Builds the tf.data pipeline of one split for the configured mode.
+  """The tf.data pipeline of one pass over a split (`Layout`).
 
   Args:
     data: the `config.data` ConfigDict (mode, batch_size, num_steps, ...).
     corpus: a `kerasrnn.data.corpus.Corpus`.
     split: 'train', 'valid' or 'test'.
-    training: shuffle (sentence mode); evaluation order is deterministic.
+    training: sentence mode: shuffle, in epoch `epoch`'s order (a function
+      of data.seed and the epoch); evaluation order is the split's.
     batch_size: overrides data.batch_size (e.g. for evaluation).
-    epoch: which training epoch's order (sentence mode): an int, or an int64
-      `tf.Variable` (see `epoch_variable`) read each time the dataset is
-      iterated. The order is a function of (data.seed, epoch) alone, so a
-      resumed run sees the orders an uninterrupted one sees, and every
-      worker of a distributed run the same.
-    rows: stream mode: (first, count), only these rows of each batch
-      (`stream_window`).
+    epoch: which training epoch.
+    rows: stream mode: (first, count), only these rows of each batch.
 
   Returns:
     A `tf.data.Dataset` of (inputs, targets) <int32>[batch, time].
   """
-  batch_size = batch_size or data.batch_size
-  if batch_size <= 0:
-    raise UserError(f"batch size {batch_size} must be positive")
-  split_ids = corpus.splits[split]
-  if data.mode == "stream":
-    _, windows = stream_layout(split_ids, batch_size, data.num_steps)
-    shape = ((rows or (0, batch_size))[1], data.num_steps)
-    ds = tf.data.Dataset.range(windows).map(
-        lambda i: _numpy(lambda w: stream_window(
-            split_ids, batch_size, data.num_steps, w, rows), [i],
-                         [shape, shape]))
-    return prefetch(ds.apply(tf.data.experimental.assert_cardinality(windows)))
-  pieces = sentence_pieces(split_ids, data.max_length)
-  if training:
-    ds = tf.data.Dataset.from_tensors(pieces).flat_map(
-        lambda p: tf.data.Dataset.from_tensor_slices(
-            tf.random.experimental.stateless_shuffle(p, seed=tf.stack([
-                tf.constant(data.seed, tf.int64), tf.cast(epoch, tf.int64)]))))
-  else:
-    ds = tf.data.Dataset.from_tensor_slices(pieces)
-  ds = ds.map(lambda p: _numpy(lambda s, e: read_piece(split_ids, s, e),
-                               [p[0], p[1]], [[None], [None]]))
-  lengths = pieces[:, 1] - pieces[:, 0]
-  if data.bucket:
-    boundaries = list(data.bucket_boundaries) or bucket_boundaries(
-        np.minimum(corpus.splits["train"].lengths, data.max_length),
-        data.num_buckets)
-    ds = ds.bucket_by_sequence_length(
-        lambda x, y: tf.shape(x)[0], boundaries,
-        [batch_size] * (len(boundaries) + 1))
-    per_bucket = np.bincount(np.searchsorted(boundaries, lengths, "right"))
-  else:
-    ds = ds.padded_batch(batch_size)
-    per_bucket = np.array([len(lengths)])
-  # Each bucket ends with one partial batch, so the count is known; telling
-  # tf.data lets Keras show progress (and checks the arithmetic).
-  batches = int(np.sum(-(-per_bucket // batch_size)))
-  ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
-  if not training:
-    ds = ds.cache()
-  return prefetch(ds)
+  layout = Layout(data, corpus, split, training, batch_size, rows)
+  n = layout.steps_per_epoch
+  return layout.dataset(epoch * n, (epoch + 1) * n)
 
 
 def _numpy(function, args, shapes):
@@ -168,15 +258,6 @@ def _numpy(function, args, shapes):
   outputs = tf.numpy_function(function, args, [tf.int32] * len(shapes),
                               stateful=False)
   return tuple(tf.ensure_shape(o, s) for o, s in zip(outputs, shapes))
-
-
-def epoch_variable():
-  """The epoch a training pipeline reads; `fit` sets it at each epoch's start.
-
-  Create it outside any `tf.distribute` strategy scope (a plain variable on
-  the host, where the input pipeline runs).
-  """
-  return tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
 
 
 def prefetch(ds):

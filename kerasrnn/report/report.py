@@ -15,15 +15,21 @@ _CURVES = (("train_perplexity", "train"), ("val_perplexity", "validation"),
            ("test_perplexity", "test"))
 
 
-def _axes(title):
+# x axes of the comparison plots: (history key or function of a row, label).
+_X = {"epoch": (lambda r: r["epoch"], "epoch"),
+      "tokens": (lambda r: r["tokens"] / 1e6, "training tokens (millions)"),
+      "hours": (lambda r: r["seconds"] / 3600, "hours (training and "
+                "evaluation)")}
+
+
+def _axes(title, x="epoch"):
   fig, ax = plt.subplots(figsize=(7, 4.5))
   ax.set_yscale("log")
   plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
   ax.yaxis.set_major_formatter(plain)
   ax.yaxis.set_minor_locator(ticker.LogLocator(subs=(1.2, 1.5, 2, 3, 5, 7)))
   ax.yaxis.set_minor_formatter(plain)
-  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-  ax.set_xlabel("epoch")
+  ax.set_xlabel(_X[x][1])
   ax.set_ylabel("perplexity (log scale)")
   ax.set_title(title)
   ax.grid(True, which="both", alpha=0.3)
@@ -39,7 +45,7 @@ def _save(fig, ax, path):
 
 
 def convergence_plot(run, path):
-  """Train, validation and test perplexity of one run per epoch."""
+  """Train, validation and test perplexity of one run by epoch."""
   fig, ax = _axes(f"{run.name}: {run.label()}")
   epochs = [r["epoch"] for r in run.history]
   for key, name in _CURVES:
@@ -47,11 +53,12 @@ def convergence_plot(run, path):
   return _save(fig, ax, path)
 
 
-def comparison_plot(runs, key, name, path):
-  """One curve per run of the `key` column (e.g. val_perplexity)."""
-  fig, ax = _axes(f"{name} perplexity of all runs")
+def comparison_plot(runs, key, name, path, x="epoch"):
+  """One curve per run of the `key` column (e.g. val_perplexity) against
+  `x`: 'epoch', 'tokens' (trained on) or 'hours' (since the run began)."""
+  fig, ax = _axes(f"{name} perplexity of all runs", x)
   for run in runs:
-    ax.plot([r["epoch"] for r in run.history], [r[key] for r in run.history],
+    ax.plot([_X[x][0](r) for r in run.history], [r[key] for r in run.history],
             marker="o", label=f"{run.name} ({run.label()})")
   return _save(fig, ax, path)
 
@@ -75,7 +82,7 @@ def write_tables(rows, out):
   note = ("\nValidation and test perplexities are those of each run's best "
           "checkpoint (lowest validation perplexity): from results.json once "
           "a run has finished, from its history.csv while it runs. The train "
-          "figure is the running mean over the best epoch, with dropout on.\n")
+          "figure is the running mean since the evaluation before the best, with dropout on.\n")
   with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
     f.write("\n".join(lines) + "\n" + note)
 
@@ -85,7 +92,7 @@ def write_report(patterns, out):
 
   Args:
     patterns: comma-separated workdirs or globs (runs still in progress are
-      included with the epochs they have finished).
+      included with the evaluations they have done).
     out: output directory.
 
   Returns:
@@ -99,6 +106,9 @@ def write_report(patterns, out):
                   os.path.join(out, "train_perplexity.png"))
   comparison_plot(runs, "val_perplexity", "Validation",
                   os.path.join(out, "val_perplexity.png"))
+  for x in ("tokens", "hours"):
+    comparison_plot(runs, "val_perplexity", "Validation",
+                    os.path.join(out, f"val_perplexity_by_{x}.png"), x)
   rows = [run.summary() for run in runs]
   write_tables(rows, out)
   return rows

@@ -44,17 +44,16 @@ class Run:
             f"{dropout}, {t['optimizer'].upper()} lr {t['learning_rate']:g}")
 
   def best(self):
-    """The epoch row with the lowest validation perplexity (or None)."""
-    rows = [r for r in self.history if not math.isnan(r["val_perplexity"])]
-    return min(rows, key=lambda r: r["val_perplexity"]) if rows else None
+    """The history row with the lowest validation perplexity (or None)."""
+    return wd.best_row(self.history)
 
   def summary(self):
     """The run's row of the summary table.
 
     Validation and test perplexity of a finished run are its best
     checkpoint's (results.json, as every other document quotes them); of a
-    run in progress, its best epoch's in history.csv. The train figure is
-    the running mean over the best epoch (dropout on).
+    run in progress, its best row's in history.csv. The train figure is
+    the running mean since the row before the best (dropout on).
     """
     m, t = self.config["model"], self.config["train"]
     best = dict(self.best() or {})
@@ -62,6 +61,9 @@ class Run:
       best["val_perplexity"] = self.results["valid_perplexity"]
       best["test_perplexity"] = self.results["test_perplexity"]
     params = model_parameters(ml_collections.ConfigDict(m), self.vocab_size)
+    last = self.history[-1]
+    done = (f"{last['epoch']:.3g}/{t['epochs']}" if not t.get("steps") else
+            f"{last['epoch']:.3g} ({last['step']:,.0f}/{t['steps']:,} steps)")
     return {
         "run": self.name,
         "model": f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}"
@@ -69,13 +71,17 @@ class Run:
         "dropout": m["dropout"], "optimizer": t["optimizer"],
         "learning_rate": t["learning_rate"],
         "parameters": sum(params.values()),
-        "epochs": f"{len(self.history)}/{t['epochs']}",
-        "best_epoch": int(best["epoch"]) if best else "",
+        "epochs": done,
+        "best_epoch": _whole(best["epoch"]) if best else "",
         "train_perplexity": best.get("train_perplexity", ""),
         "val_perplexity": best.get("val_perplexity", ""),
         "test_perplexity": best.get("test_perplexity", ""),
-        "wall_minutes": round(sum(r["seconds"] for r in self.history) / 60, 1),
+        "wall_minutes": round(last["seconds"] / 60, 1),
         "status": "finished" if self.finished else "in progress"}
+
+
+def _whole(value):
+  return int(value) if float(value).is_integer() else round(value, 3)
 
 
 def load_run(path):
@@ -83,8 +89,11 @@ def load_run(path):
   config = wd.read_json(path, "config.json")
   if config is None:
     raise UserError(f"{path} is not a kerasrnn workdir (no config.json)")
-  history = [{k: float(v) for k, v in r.items()}
-             for r in wd.read_history(path)]
+  history = wd.read_history(path)
+  if history and math.isnan(history[-1]["tokens"]):  # An epoch history.
+    tokens = ((wd.read_json(path, "data.json") or {}).get("tokens") or
+              {}).get("train", math.nan)
+    history = wd.with_steps(history, math.nan, tokens)
   results = wd.read_json(path, "results.json")
   if results and "vocab_size" in results:
     vocab_size = results["vocab_size"]
@@ -98,13 +107,13 @@ def load_run(path):
 
 
 def find_runs(patterns):
-  """Runs with at least one epoch, from comma-separated paths or globs."""
+  """Runs with at least one evaluation, from comma-separated paths or globs."""
   # In the order given; each glob's matches sorted.
   paths = dict.fromkeys(p for pattern in patterns.split(",") if pattern
                         for p in sorted(glob.glob(pattern))
                         if os.path.exists(os.path.join(p, "config.json")))
   runs = [r for r in map(load_run, paths) if r.history]
   if not runs:
-    raise UserError(f"no kerasrnn runs with a finished epoch match "
+    raise UserError(f"no kerasrnn runs with a finished evaluation match "
                     f"{patterns!r}")
   return runs

@@ -1,10 +1,12 @@
-"""Keras callbacks of a training run; what they write survives restarts."""
+"""The model's training state between steps, and the progress callback."""
+import contextlib
 import time
 
+from absl import logging
 import keras
 import numpy as np
+import tensorflow as tf
 
-from kerasrnn import workdir as wd
 from kerasrnn.models import rnn_layers
 
 
@@ -20,172 +22,141 @@ def seed_states(model):
           if v.path.endswith("seed_generator_state")]
 
 
-class TrainingEpoch(keras.callbacks.Callback):
-  """Draws each epoch's randomness from (seed, epoch), so that a resumed
-  epoch is the uninterrupted one: the training pipeline's order (the epoch
-  variable) and the dropout masks (each seed generator restarts its count
-  at epoch * 2**20; Keras does not checkpoint seed generators).
+def start_epoch(model, seeds, epoch):
+  """What each epoch starts from: zero recurrent state, and dropout masks
+  drawn from (seed, epoch) (each seed generator restarts its count at
+  epoch * 2**20), so that an epoch does not depend on the ones before.
 
   Args:
-    variable: from `kerasrnn.data.pipelines.epoch_variable`.
+    seeds: the generators' first seeds (`seed_states` before training).
+  """
+  reset_states(model)
+  for state, seed in zip(seed_states(model), seeds):
+    state.assign(np.array([seed, epoch * 2**20], state.dtype))
+
+
+def _copies(variable):
+  """A variable's copies: one per replica for a replica-local one."""
+  return getattr(variable, "values", None) or (variable,)
+
+
+def _state_variables(model):
+  return [v for layer in rnn_layers(model) if layer.stateful
+          for v in (layer.states or ())]
+
+
+def carried_state(model):
+  """{name: array} of what a step hands the next one besides the weights:
+  the stateful layers' recurrent state (every replica's copy) and the seed
+  generators' states."""
+  arrays = {}
+  for i, v in enumerate(_state_variables(model)):
+    arrays[f"rnn_state_{i}"] = np.stack(
+        [keras.ops.convert_to_numpy(c) for c in _copies(v)])
+  for i, v in enumerate(seed_states(model)):
+    arrays[f"seed_state_{i}"] = keras.ops.convert_to_numpy(v)
+  return arrays
+
+
+def set_carried_state(model, arrays):
+  """Puts back what `carried_state` took (arrays it lacks are left)."""
+  for i, v in enumerate(_state_variables(model)):
+    if f"rnn_state_{i}" in arrays:
+      for copy, value in zip(_copies(v), arrays[f"rnn_state_{i}"]):
+        copy.assign(value)
+  for i, v in enumerate(seed_states(model)):
+    if f"seed_state_{i}" in arrays:
+      v.assign(arrays[f"seed_state_{i}"])
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+  """Holds the optimizer's moving average of the weights in `model` in the
+  block (`use_ema`, train.ema_momentum; `train.averaged_from`), then puts
+  the trained weights back; without EMA, nothing."""
+  if not getattr(model.optimizer, "use_ema", False):
+    yield
+    return
+  variables = model.trainable_variables
+  trained = [keras.ops.convert_to_numpy(v) for v in variables]
+  model.optimizer.use_average(variables)
+  try:
+    yield
+  finally:
+    for variable, value in zip(variables, trained):
+      variable.assign(value)
+
+
+class Progress(keras.callbacks.Callback):
+  """Logs a progress line and TensorBoard scalars every few steps, and
+  stops `fit` when the command's time budget is spent.
+
+  Keras calls it once per `train.steps_per_execution` steps; a line is
+  due every `every_steps` steps (0: about once a minute).
+
+  Args:
+    run: the training loop's `Run` (step counts, sums since the last
+      history row, the learning rate, the budget).
+    every_steps: train.log_every_steps.
+    writer: a `tf.summary` writer for the training scalars, or None.
+    verbose: 0 = no lines.
   """
 
-  def __init__(self, variable):
+  def __init__(self, run, every_steps, writer=None, verbose=1):
     super().__init__()
-    self.variable = variable
+    self.run = run
+    self.every_steps = every_steps
+    self.writer = writer
+    self.verbose = verbose
+    self.out_of_time = False
+    self._last = None
 
   def on_train_begin(self, logs=None):
-    self._seeds = [int(v.numpy()[0]) for v in seed_states(self.model)]
+    self._last = (time.monotonic(), self.run.step, self.run.tokens)
 
-  def on_epoch_begin(self, epoch, logs=None):
-    self.variable.assign(epoch)
-    for state, seed in zip(seed_states(self.model), self._seeds):
-      state.assign(np.array([seed, epoch * 2**20], state.dtype))
+  def on_train_batch_end(self, batch, logs=None):
+    step = int(self.model.optimizer.iterations.numpy())
+    now = time.monotonic()
+    if self.run.out_of_time(now):
+      self.out_of_time = True
+      self.model.stop_training = True
+    last_time, last_step, _ = self._last
+    due = (step // self.every_steps > last_step // self.every_steps
+           if self.every_steps else now - last_time >= 60)
+    if due:
+      self._log(step, now)
 
-
-class ResetStates(keras.callbacks.Callback):
-  """Zeroes stateful RNN state at each epoch and before each evaluation."""
-
-  def on_epoch_begin(self, epoch, logs=None):
-    reset_states(self.model)
-
-  def on_test_begin(self, logs=None):
-    reset_states(self.model)
-
-
-class TestPerplexity(keras.callbacks.Callback):
-  """Adds `test_perplexity` to each epoch's logs (for convergence curves).
-
-  Args:
-    evaluate: a function (model) -> perplexity of the test split.
-  """
-
-  def __init__(self, evaluate):
-    super().__init__()
-    self._evaluate = evaluate
-
-  def on_epoch_end(self, epoch, logs=None):
-    if logs is not None:
-      logs["test_perplexity"] = self._evaluate(self.model)
-
-
-class AveragedWeights(keras.callbacks.Callback):
-  """Evaluates and checkpoints the optimizer's moving average of the weights.
-
-  With `use_ema` (train.ema_momentum), from the start of each epoch's
-  validation to this callback's turn at the epoch's end, the model holds
-  the average (`finalize_variable_values`, public Keras API): validation,
-  `TestPerplexity` and `BestCheckpoint` (before this callback in the list)
-  see it; then the trained weights come back for the next epoch and for
-  `ResumeState` (after it), whose state also holds the average (an
-  optimizer variable), so a resumed run averages on. Without EMA, nothing.
-  """
-
-  def __init__(self):
-    super().__init__()
-    self._trained = None
-
-  def _active(self):
-    return getattr(self.model.optimizer, "use_ema", False)
-
-  def on_test_begin(self, logs=None):
-    if self._active() and self._trained is None:
-      variables = self.model.trainable_variables
-      self._trained = [keras.ops.convert_to_numpy(v) for v in variables]
-      self.model.optimizer.finalize_variable_values(variables)
-
-  def on_epoch_end(self, epoch, logs=None):
-    if self._trained is not None:
-      for variable, value in zip(self.model.trainable_variables, self._trained):
-        variable.assign(value)
-      self._trained = None
+  def _log(self, step, now):
+    last_time, last_step, last_tokens = self._last
+    nll, count = self.run.train_sums(self.model)
+    tokens = self.run.tokens + float(self.model.perplexity.count.numpy())
+    rate = (tokens - last_tokens) / max(now - last_time, 1e-9)
+    seconds_per_step = (now - last_time) / max(step - last_step, 1)
+    loss = nll / max(count, 1)
+    lr = self.run.learning_rate(step - 1)
+    self._last = (now, step, tokens)
+    if self.writer is not None:
+      with self.writer.as_default(step=step):
+        tf.summary.scalar("perplexity", np.exp(loss))
+        tf.summary.scalar("loss", loss)
+        tf.summary.scalar("learning_rate", lr)
+        tf.summary.scalar("tokens_per_second", rate)
+    if self.verbose:
+      to_epoch = -step % self.run.steps_per_epoch
+      logging.info(
+          "step %s/%s (epoch %.2f) | %s tokens/s | loss %.4f perplexity %.2f"
+          " | lr %.4g | epoch ends in %s, run in %s", f"{step:,}",
+          f"{self.run.total_steps:,}", step / self.run.steps_per_epoch,
+          f"{rate:,.0f}", loss, np.exp(loss), lr,
+          _duration(to_epoch * seconds_per_step),
+          _duration((self.run.total_steps - step) * seconds_per_step))
 
 
-class EpochHistory(keras.callbacks.Callback):
-  """Writes the workdir's history.csv, one row per epoch, once per epoch.
-
-  Args:
-    workdir: the run's directory.
-    train_tokens: target tokens per training epoch (for tokens/second).
-  """
-
-  def __init__(self, workdir, train_tokens):
-    super().__init__()
-    self.workdir = workdir
-    self.train_tokens = train_tokens
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self._start = time.perf_counter()
-    self._train_seconds = None
-
-  def on_test_begin(self, logs=None):
-    if self._train_seconds is None:
-      self._train_seconds = time.perf_counter() - self._start
-
-  def on_epoch_end(self, epoch, logs=None):
-    logs = logs or {}
-    seconds = time.perf_counter() - self._start
-    train_seconds = self._train_seconds or seconds
-    row = {"epoch": epoch + 1,
-           "learning_rate": logs.get("learning_rate", float("nan")),
-           "train_perplexity": logs.get("perplexity", float("nan")),
-           "val_perplexity": logs.get("val_perplexity", float("nan")),
-           "test_perplexity": logs.get("test_perplexity", float("nan")),
-           "seconds": round(seconds, 1),
-           "tokens_per_second": round(self.train_tokens / train_seconds, 1)}
-    wd.write_history_row(self.workdir,
-                         {k: _six_digits(v) for k, v in row.items()})
-
-
-def _six_digits(value):
-  return value if isinstance(value, int) else f"{float(value):.6g}"
-
-
-class BestCheckpoint(keras.callbacks.Callback):
-  """Keeps the weights of the epoch with the lowest validation perplexity.
-
-  An epoch's weights replace the checkpoint (atomically) when its validation
-  perplexity, as history.csv records it, beats every earlier epoch's there.
-  Deciding from history.csv, which `EpochHistory` writes before this runs,
-  keeps the decision right across restarts at any moment: an epoch trained
-  again after a kill compares itself with the same earlier epochs. A NaN or
-  infinite perplexity never counts as better, so a diverged epoch cannot
-  replace a good checkpoint. (`keras.callbacks.ModelCheckpoint` keeps its
-  best value in memory only.)
-
-  Args:
-    workdir: the run's directory.
-  """
-
-  def __init__(self, workdir):
-    super().__init__()
-    self.workdir = workdir
-
-  def on_epoch_end(self, epoch, logs=None):
-    rows = wd.read_history(self.workdir)[:epoch + 1]
-    best = wd.best_row(rows)
-    if best is not None and int(best["epoch"]) == epoch + 1:
-      wd.save_best(self.workdir, self.model,
-                   {"epoch": epoch + 1,
-                    "val_perplexity": float(best["val_perplexity"])})
-
-
-class ResumeState(keras.callbacks.Callback):
-  """Saves the resume state at each epoch's end (`workdir.save_state`).
-
-  `workdir.restore_state` loads it before `fit` resumes at the next epoch.
-  Keras's `BackupAndRestore` writes its weights and its epoch number to two
-  files in place, so a kill between the two resumes the wrong epoch, and a
-  half-written number ends the next start in a traceback; here each state
-  is one file, written atomically, the epoch in its name.
-
-  Args:
-    workdir: the run's directory.
-  """
-
-  def __init__(self, workdir):
-    super().__init__()
-    self.workdir = workdir
-
-  def on_epoch_end(self, epoch, logs=None):
-    wd.save_state(self.workdir, self.model, epoch + 1)
+def _duration(seconds):
+  """'1 h 05 min', '3 min 20 s' or '12 s'."""
+  seconds = int(round(seconds))
+  hours, rest = divmod(seconds, 3600)
+  minutes, seconds = divmod(rest, 60)
+  if hours:
+    return f"{hours} h {minutes:02d} min"
+  return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"

@@ -103,37 +103,37 @@ def _gather(strategy, values):
   return strategy.experimental_local_results(gathered)[0].numpy()
 
 
-def common_epoch(strategy, epochs):
-  """The newest epoch whose resume state every worker holds (0: none).
+def common_step(strategy, steps):
+  """The newest step whose resume state every worker holds (0: none).
 
   A worker lost between its own save and another's leaves the workers with
   different newest states; all resume from the last one they share.
 
   Args:
     strategy: the run's strategy (every worker calls this at the same point).
-    epochs: this worker's resume-state epochs (`workdir.state_epochs`).
+    steps: this worker's resume-state steps (`workdir.state_steps`).
   """
   if not is_multi_worker(strategy):
-    return max(epochs, default=0)
+    return max(steps, default=0)
   width = 8  # Two states are kept; room for more.
-  mine = ([0] * width + sorted(epochs))[-width:]
+  mine = ([0] * width + sorted(steps))[-width:]
   rows = _gather(strategy, mine)
   shared = set.intersection(*(set(row.tolist()) for row in rows)) - {0}
   return max(shared, default=0)
 
 
-def check_same_epoch(strategy, epoch):
-  """A one-line error unless every worker resumes after the same epoch
+def check_same_step(strategy, step):
+  """A one-line error unless every worker resumes after the same step
   (possible only if a shared state was damaged on one of them)."""
   if not is_multi_worker(strategy):
     return
-  epochs = sorted({int(e) for e in _gather(strategy, [epoch])[:, 0]})
-  if len(epochs) > 1:
+  steps = sorted({int(e) for e in _gather(strategy, [step])[:, 0]})
+  if len(steps) > 1:
     raise UserError(
-        f"the workers' resume states hold different epochs ({epochs}), one "
+        f"the workers' resume states hold different steps ({steps}), one "
         "of them damaged; delete every worker's backup/ (the chief's in the "
         "workdir, the others' in workdir/workers/N) to train again from "
-        "epoch 1")
+        "step 0")
 
 
 @contextlib.contextmanager
@@ -142,8 +142,8 @@ def lost_workers_reported(strategy):
 
   When a worker dies, the others' collective ops fail (TensorFlow's
   heartbeats notice within seconds); the cluster is then restarted as a
-  whole and every worker resumes after the last epoch all of them saved a
-  resume state of (`common_epoch`).
+  whole and every worker resumes from the last step all of them saved a
+  resume state of (`common_step`).
   """
   try:
     yield
@@ -155,8 +155,8 @@ def lost_workers_reported(strategy):
                                  str(e))))
     raise UserError(
         f"multi-worker training lost {', '.join(lost) or 'a worker'}; restart "
-        "every worker with the same command: they resume after the last "
-        "finished epoch") from e
+        "every worker with the same command: they resume from the last "
+        "resume state all of them saved") from e
 
 
 def shard_by_data(dataset):
@@ -183,9 +183,10 @@ def replica_batch_size(strategy, batch_size):
   return batch_size // n
 
 
-def stream_dataset(strategy, data, corpus, split):
+def stream_dataset(strategy, data, corpus, split, start=0, stop=None):
   """A stream-mode split for `strategy`: replica i gets rows [i b, (i + 1) b)
-  of every batch (b = batch_size / replicas), always.
+  of every batch (b = batch_size / replicas), always; the batches of global
+  steps [start, stop) (default: one pass, `pipelines.Layout`).
 
   tf.distribute splits each whole batch in order among the replicas, so on
   one machine (`mirrored`) the dataset is the one-device one. A worker of a
@@ -195,13 +196,13 @@ def stream_dataset(strategy, data, corpus, split):
   worker reads the whole batches and keeps its part (`shard_by_data`).
   """
   rows = replica_batch_size(strategy, data.batch_size)
-  whole = pipelines.make_dataset(data, corpus, split)
+  whole = pipelines.Layout(data, corpus, split).dataset(start, stop)
   if not is_multi_worker(strategy):
     return whole
   if (len(strategy.extended.worker_devices) > 1
       or not compat.fit_takes_datasets_from_function()):
     return shard_by_data(whole)
   return strategy.distribute_datasets_from_function(
-      lambda context: pipelines.make_dataset(
-          data, corpus, split,
-          rows=(context.input_pipeline_id * rows, rows)))
+      lambda context: pipelines.Layout(
+          data, corpus, split, rows=(context.input_pipeline_id * rows, rows)
+      ).dataset(start, stop))
