@@ -134,7 +134,7 @@ def base_config():
   # Optimizer steps before the average starts (it follows the weights until
   # then); 0 = from the first step, as Keras.
   train.ema_start = 0
-  train.eval_test_every_epoch = True  # Test perplexity per epoch (curves).
+  train.eval_test_every_epoch = True  # Test perplexity at each evaluation.
   # XLA: None = auto, chosen per machine from measurements (on in stream
   # mode on CPUs with AVX-512, off on AVX2-only CPUs and in sentence mode);
   # see kerasrnn/fast_path.py and docs/results.md#training-speed.

@@ -32,13 +32,20 @@ pytestmark = pytest.mark.slow
 EPOCHS = 3
 
 
-def _config(corpus_dir):
-  return smoke_config(corpus_dir, overrides={"train.epochs": EPOCHS})
+# Saves and evaluations inside epochs too (an epoch is 50 steps).
+SAVED_OFTEN = {"train.save_every_steps": 7, "train.eval_every_steps": 20}
 
 
-def _train_args(corpus_dir, workdir):
-  return ["--config=configs/smoke.py", f"--config.data.dir={corpus_dir}",
-          f"--config.train.epochs={EPOCHS}", f"--workdir={workdir}"]
+def _config(corpus_dir, **overrides):
+  return smoke_config(corpus_dir, overrides={"train.epochs": EPOCHS,
+                                             **overrides})
+
+
+def _train_args(corpus_dir, workdir, variant=None, **overrides):
+  config = "configs/smoke.py" + (f":{variant}" if variant else "")
+  return [f"--config={config}", f"--config.data.dir={corpus_dir}",
+          f"--config.train.epochs={EPOCHS}", f"--workdir={workdir}",
+          *(f"--config.{k}={v}" for k, v in overrides.items())]
 
 
 def _files(workdir):
@@ -55,36 +62,42 @@ def _truncate(path):
   os.truncate(path, os.path.getsize(path) // 2)
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(corpus_dir, tmp_path_factory):
-  """(workdir, results, history) of a 3-epoch smoke run, trained once."""
-  workdir = str(tmp_path_factory.mktemp("uninterrupted") / "run")
-  results = train.train_and_evaluate(_config(corpus_dir), workdir)
+def _uninterrupted_run(directory, config):
+  workdir = str(directory / "run")
+  results = train.train_and_evaluate(config, workdir)
   return workdir, results, wd.read_history(workdir)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(corpus_dir, tmp_path_factory):
+  """(workdir, results, history) of a 3-epoch smoke run, trained once."""
+  return _uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"),
+                            _config(corpus_dir))
+
+
 def _assert_equal_to(uninterrupted, workdir, results=None):
-  """The run in `workdir` is the uninterrupted one: each epoch once, the
-  same perplexities, results and best checkpoint."""
+  """The run in `workdir` is the uninterrupted one: each evaluation once,
+  the same perplexities, results and best checkpoint."""
   expected_dir, expected_results, expected_rows = uninterrupted
   rows = wd.read_history(workdir)
-  assert [r["epoch"] for r in rows] == [str(e) for e in range(1, EPOCHS + 1)]
-  for row, expected in zip(rows, expected_rows):
-    for key in ("learning_rate", "train_perplexity", "val_perplexity",
-                "test_perplexity"):
-      assert float(row[key]) == pytest.approx(float(expected[key]), rel=1e-5)
+  assert [r["step"] for r in rows] == [r["step"] for r in expected_rows]
+  for row, expected in zip(rows, expected_rows, strict=True):
+    for key in ("epoch", "tokens", "learning_rate", "train_perplexity",
+                "val_perplexity", "test_perplexity"):
+      assert row[key] == pytest.approx(expected[key], rel=1e-5)
   results = results or wd.read_json(workdir, "results.json")
   assert results["epochs"] == EPOCHS
-  assert results["best_epoch"] == expected_results["best_epoch"]
+  assert results["best_step"] == expected_results["best_step"]
   for split in ("train", "valid", "test"):
     assert results[f"{split}_perplexity"] == pytest.approx(
         expected_results[f"{split}_perplexity"], rel=1e-5)
   config, vocab = wd.load_config(workdir), len(wd.load_vocab(workdir))
   got = evaluation.load_best_model(workdir, config, vocab).get_weights()
   want = evaluation.load_best_model(expected_dir, config, vocab).get_weights()
-  for g, w in zip(got, want):
+  for g, w in zip(got, want, strict=True):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
-  assert not os.path.exists(wd.path(workdir, wd.BACKUP))
+  # The last state stays (a finished run can be extended).
+  assert wd.state_steps(workdir, 1)[-1] == results["steps"]
   assert not glob.glob(os.path.join(workdir, "**", ".tmp-*"), recursive=True)
 
 
@@ -93,14 +106,24 @@ class _Stop(Exception):
 
 
 class _StopBeforeEpoch(keras.callbacks.Callback):
+  """Stops a run as `fit` starts epoch `epoch` + 1 (0-based `epoch`): fit
+  runs once per epoch in `_config`."""
 
   def __init__(self, epoch):
     super().__init__()
     self.epoch = epoch
+    self.fits = 0
 
-  def on_epoch_begin(self, epoch, logs=None):
-    if epoch == self.epoch:
+  def on_train_begin(self, logs=None):
+    self.fits += 1
+    if self.fits > self.epoch:
       raise _Stop
+
+
+def _state(workdir, which=-1, kind="weights.h5"):
+  """The path of a resume state's file (the newest by default)."""
+  step = wd.state_steps(workdir, 1)[which]
+  return wd.path(workdir, f"{wd.BACKUP}/step-{step}.{kind}")
 
 
 def _stopped_after(corpus_dir, workdir, epochs):
@@ -177,20 +200,39 @@ def test_train_rebuilds_the_results_and_vocabulary_of_a_finished_run(
 def test_a_damaged_newest_state_resumes_from_the_one_before(
     uninterrupted, tmp_path, corpus_dir):
   workdir = _stopped_after(corpus_dir, str(tmp_path / "run"), 2)
-  _truncate(wd.path(workdir, "backup/epoch-2.weights.h5"))
-  (tmp_path / "run" / "history.csv").write_text("epoch,learning_rate,tr")
+  _truncate(_state(workdir))
+  (tmp_path / "run" / "history.csv").write_text("step,epoch,tokens,lear")
   train.train_and_evaluate(_config(corpus_dir), workdir)
   _assert_equal_to(uninterrupted, workdir)
 
 
-def test_a_workdir_of_kerasrnn_0_1_resumes(uninterrupted, tmp_path,
-                                          corpus_dir):
+def _as_epoch_history(workdir):
+  """Rewrites history.csv as kerasrnn before 0.3 wrote it (per epoch)."""
+  rows = wd.read_history(workdir)
+  seconds = np.diff([0] + [r["seconds"] for r in rows])
+  lines = [",".join(wd.EPOCH_HISTORY_FIELDS)] + [
+      ",".join(f"{v:g}" for v in (
+          r["epoch"], r["learning_rate"], r["train_perplexity"],
+          r["val_perplexity"], r["test_perplexity"], s, r["tokens_per_second"]))
+      for r, s in zip(rows, seconds, strict=True)]
+  (open(wd.path(workdir, "history.csv"), "w")).write("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("version", ["0.1", "0.2"])
+def test_an_epoch_workdir_of_an_earlier_version_resumes(
+    uninterrupted, tmp_path, corpus_dir, version):
   workdir = _stopped_after(corpus_dir, str(tmp_path / "run"), 1)
-  # The resume state as Keras's BackupAndRestore wrote it before.
   backup = tmp_path / "run" / "backup"
-  os.rename(backup / "epoch-1.weights.h5", backup / "latest.weights.h5")
-  os.remove(backup / "epoch-1.history.csv")
-  (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+  weights = _state(workdir)
+  for name in os.listdir(backup):
+    if not os.path.samefile(backup / name, weights):
+      os.remove(backup / name)
+  _as_epoch_history(workdir)
+  if version == "0.1":  # As Keras's BackupAndRestore wrote it.
+    os.rename(weights, backup / "latest.weights.h5")
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+  else:  # kerasrnn 0.2: a state per epoch.
+    os.rename(weights, backup / "epoch-1.weights.h5")
   train.train_and_evaluate(_config(corpus_dir), workdir)
   _assert_equal_to(uninterrupted, workdir)
 
@@ -198,13 +240,14 @@ def test_a_workdir_of_kerasrnn_0_1_resumes(uninterrupted, tmp_path,
 def test_every_state_damaged_is_one_line_and_changes_nothing(
     tmp_path, corpus_dir):
   workdir = _stopped_after(corpus_dir, str(tmp_path / "run"), 2)
-  for epoch in (1, 2):
-    _truncate(wd.path(workdir, f"backup/epoch-{epoch}.weights.h5"))
+  newest = os.path.basename(_state(workdir))
+  for which in (0, 1):
+    _truncate(_state(workdir, which))
   before = _files(workdir)
   line = error_line(run_tool("train", *_train_args(corpus_dir, workdir)))
   assert f"every resume state in {workdir}/backup is damaged (" in line
-  assert "epoch-2.weights.h5 is damaged (" in line
-  assert line.endswith(f"delete {workdir}/backup to train again from epoch 1 "
+  assert f"{newest} is damaged (" in line
+  assert line.endswith(f"delete {workdir}/backup to train again from step 0 "
                        "(history.csv and the best checkpoint are kept), or "
                        "restore it from a copy of the workdir")
   assert _files(workdir) == before
@@ -217,6 +260,7 @@ def _limit_file_size():
 def test_a_full_disk_is_one_line_and_the_run_resumes_after(
     uninterrupted, tmp_path, corpus_dir):
   workdir = _stopped_after(corpus_dir, str(tmp_path / "run"), 1)
+  state = os.path.relpath(_state(workdir), workdir)
   before = _files(workdir)
   # Files past 40 KB cannot be written (the weights are ~90 KB): the disk
   # is "full" when epoch 2 saves its checkpoint.
@@ -229,10 +273,9 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_after(
   assert line.startswith(f"error: cannot write {workdir}/checkpoints/best."
                          "weights.h5 (File too large); free space on its disk")
   after = _files(workdir)
-  for name in (wd.BEST, "backup/epoch-1.weights.h5", "config.json",
-               "vocab.txt"):
+  for name in (wd.BEST, state, "config.json", "vocab.txt"):
     assert after[name] == before[name]
-  assert [r["epoch"] for r in wd.read_history(workdir)] == ["1", "2"]
+  assert [r["epoch"] for r in wd.read_history(workdir)] == [1, 2]
   train.train_and_evaluate(_config(corpus_dir), workdir)
   _assert_equal_to(uninterrupted, workdir)
 
@@ -266,13 +309,18 @@ _KILLED_AT_EVENT = textwrap.dedent("""
       def on_test_batch_end(self, batch, logs=None): event()
       def on_epoch_end(self, epoch, logs=None): event()
 
-    config = smoke_config({data!r}, overrides={{"train.epochs": {epochs}}})
+    config = smoke_config({data!r}, {variant!r}, {overrides!r})
     train.train_and_evaluate(config, {workdir!r}, [Kill()])
 """)
 
 
-def test_kills_at_random_moments_lose_nothing(uninterrupted, tmp_path,
-                                              corpus_dir):
+@pytest.mark.parametrize("variant", [None, "sentence"])
+def test_kills_at_random_moments_lose_nothing(tmp_path, corpus_dir, variant):
+  """Kills at 20 random instants of a run that saves its state every 7
+  steps and evaluates every 20 (several of each per epoch)."""
+  overrides = dict(SAVED_OFTEN, **{"train.epochs": EPOCHS})
+  uninterrupted = _uninterrupted_run(
+      tmp_path, smoke_config(corpus_dir, variant, overrides))
   rng = random.Random(30)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   kills, chains, workdir = 0, 0, None
@@ -280,16 +328,18 @@ def test_kills_at_random_moments_lose_nothing(uninterrupted, tmp_path,
     if workdir is None:
       chains += 1
       workdir = str(tmp_path / f"chain{chains}")
+    args = ["-m", "kerasrnn.cli.train",
+            *_train_args(corpus_dir, workdir, variant, **SAVED_OFTEN)]
     if kills >= 20:  # Enough kills: let this run finish.
-      command, delay = ["-m", "kerasrnn.cli.train",
-                        *_train_args(corpus_dir, workdir)], None
+      command, delay = args, None
     elif rng.random() < 0.5:  # At a random instant: import, setup, a step...
-      command, delay = ["-m", "kerasrnn.cli.train",
-                        *_train_args(corpus_dir, workdir)], rng.uniform(1, 9)
-    else:  # At a random event of the training loop or of a file's write.
+      command, delay = args, rng.uniform(1, 9)
+    else:  # At a random event of the training loop or of a file's write
+      # (the first 40 reach the first evaluation and four resume states).
       command, delay = ["-c", _KILLED_AT_EVENT.format(
-          root=os.path.join(ROOT, "tests"), data=corpus_dir, epochs=EPOCHS,
-          workdir=workdir, events=rng.randint(1, 12))], None
+          root=os.path.join(ROOT, "tests"), data=corpus_dir,
+          variant=variant, overrides=overrides, workdir=workdir,
+          events=rng.randint(1, 40))], None
     process = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)

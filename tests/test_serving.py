@@ -359,7 +359,8 @@ def stream_test_split(workdir, step, chunk):
   """
   config = wd.load_config(workdir)
   split = load_corpus(config.data, wd.load_vocab(workdir)).splits["test"]
-  inputs, targets = pipelines.read_piece(split, 0, split.num_tokens)
+  inputs, targets = (a[0] for a in pipelines.read_batch(
+      split, np.array([[0, split.num_tokens]])))
   states = {k: tf.zeros([1] + [d or 0 for d in v.shape[1:]], v.dtype)
             for k, v in step.structured_input_signature[1].items()
             if k.startswith("state_")}

@@ -265,3 +265,70 @@ def test_the_weight_average_begins_after_ema_start_steps(optimizer):
                                0.9 * averages[k - 1] + 0.1 * values[k],
                                rtol=1e-6)
     assert not np.allclose(averages[k], values[k])
+
+
+@pytest.fixture
+def logged(monkeypatch):
+  """The lines train.py logs at info level, as they read."""
+  lines = []
+  info = train.logging.info
+  def record(message, *args):
+    lines.append(message % args)
+    info(message, *args)
+  monkeypatch.setattr(train.logging, "info", record)
+  return lines
+
+
+def _assert_same_run(workdir, expected):
+  """`workdir` holds the run `expected` ((results, history rows)) holds."""
+  expected_results, expected_rows = expected
+  rows = _history(workdir)
+  assert [r["step"] for r in rows] == [r["step"] for r in expected_rows]
+  for row, want in zip(rows, expected_rows, strict=True):
+    for key in ("epoch", "tokens", "learning_rate", "train_perplexity",
+                "val_perplexity", "test_perplexity"):
+      assert float(row[key]) == pytest.approx(float(want[key]), rel=1e-5)
+  results = json.load(open(os.path.join(workdir, "results.json")))
+  for key in ("best_step", "steps", "epochs"):
+    assert results[key] == expected_results[key]
+  for split in ("train", "valid", "test"):
+    assert results[f"{split}_perplexity"] == pytest.approx(
+        expected_results[f"{split}_perplexity"], rel=1e-5)
+
+
+def test_a_run_stopped_by_max_hours_continues_as_if_not_stopped(
+    smoke, uninterrupted, tmp_path, logged):
+  workdir = str(tmp_path / "run")
+  # 0.36 s: each command trains one call of steps_per_execution steps.
+  config = smoke(**{"train.epochs": 3, "train.max_hours": 1e-4})
+  stops = []
+  while "stopped_at_step" in (results := train.train_and_evaluate(config,
+                                                                   workdir)):
+    stops.append(results["stopped_at_step"])
+    assert len(stops) < 20
+  assert len(stops) >= 3 and stops == sorted(stops)
+  assert sum("run the same command to continue" in line
+             for line in logged) == len(stops)
+  _assert_same_run(workdir, uninterrupted(None))
+
+
+@pytest.mark.parametrize("longer", [{"train.epochs": 3},
+                                    {"train.steps": 130}])
+def test_a_finished_run_trains_on_when_asked_for_more(
+    smoke, uninterrupted, tmp_path, logged, longer):
+  workdir = str(tmp_path / "run")
+  first = train.train_and_evaluate(smoke(**{"train.epochs": 2}), workdir)
+  assert first["epochs"] == 2
+  results = train.train_and_evaluate(smoke(**longer), workdir)
+  assert f"extending the finished run in {workdir} from step 100 to " in (
+      "".join(logged))
+  if "train.epochs" in longer:
+    _assert_same_run(workdir, uninterrupted(None))
+  else:  # Steps past the second epoch, evaluated at the run's last step.
+    assert results["steps"] == 130
+    assert [float(r["step"]) for r in _history(workdir)][-2:] == [
+        first["steps"], 130]
+  # Asking for as much again (or less) changes nothing.
+  assert train.train_and_evaluate(smoke(**longer), workdir) == results
+  assert train.train_and_evaluate(smoke(**{"train.epochs": 1}),
+                                  workdir) == results

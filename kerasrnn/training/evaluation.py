@@ -9,16 +9,18 @@ from kerasrnn.errors import UserError
 from kerasrnn.training.callbacks import reset_states
 
 
-def perplexity(model, dataset):
+def perplexity(model, dataset, callbacks=()):
   """Returns (perplexity, target tokens) of a compiled model over `dataset`.
 
   `model` is a compiled `LanguageModel`; this is Keras's `evaluate`, so the
   compiled test step (XLA under train.jit_compile) and the model's exact
   perplexity metric do the work. Stateful layers start from zero state and
-  carry it across batches, as in training; dropout is off.
+  carry it across batches, as in training; dropout is off. `callbacks`:
+  Keras callbacks for the evaluation.
   """
   reset_states(model)
-  logs = model.evaluate(dataset, verbose=0, return_dict=True)
+  logs = model.evaluate(dataset, verbose=0, return_dict=True,
+                        callbacks=list(callbacks))
   return float(logs["perplexity"]), int(model.perplexity.count.numpy())
 
 

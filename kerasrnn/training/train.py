@@ -119,8 +119,10 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   Args:
     config: a ConfigDict from `kerasrnn.config` (validated here).
     workdir: the run's directory (created; must be empty or hold this run).
-    extra_callbacks: more Keras callbacks for `fit`, run after kerasrnn's
-      own (fit runs once per stretch of steps between evaluations or saves).
+    extra_callbacks: more Keras callbacks for `fit` and the evaluations,
+      run after kerasrnn's own (fit runs once per stretch of steps between
+      evaluations or saves; an evaluation after the stretch that ends at
+      it, and the resume state is saved after that).
 
   Returns:
     The results dict also written to results.json: best step, final
@@ -241,7 +243,7 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
       run.add(model)
       diverged = not math.isfinite(float(model.perplexity.result()))
       if run.is_evaluation(run.step) or diverged:
-        _evaluate(run, model, data, run_dir)
+        _evaluate(run, model, data, run_dir, extra_callbacks)
       if diverged:
         break
       if progress.out_of_time:
@@ -260,7 +262,8 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
     # 5. Results: the best checkpoint on every split.
     wd.load_best(model, run_dir)
     cb.reset_states(model)
-    scores = {s: evaluation.perplexity(model, data.evaluation(s))
+    scores = {s: evaluation.perplexity(model, data.evaluation(s),
+                                       extra_callbacks)
               for s in corpus.splits}
   results = _results(run_dir, model, scores, len(corpus.vocab))
   if chief:
@@ -479,7 +482,7 @@ def _next_multiple(step, every):
   return (step // every + 1) * every
 
 
-def _evaluate(run, model, data, run_dir):
+def _evaluate(run, model, data, run_dir, callbacks):
   """Validates (and tests, if asked) at `run.step`: a history row, the best
   checkpoint if it is the best, the plateau schedule's factor. The carried
   recurrent state is kept for the training steps after it."""
@@ -487,8 +490,9 @@ def _evaluate(run, model, data, run_dir):
   carried = cb.carried_state(model)
   with cb.averaged_weights(model):
     val = evaluation.perplexity(
-        model, data.evaluation("valid", train.eval_tokens))[0]
-    test = (evaluation.perplexity(model, data.evaluation("test"))[0]
+        model, data.evaluation("valid", train.eval_tokens), callbacks)[0]
+    test = (evaluation.perplexity(model, data.evaluation("test"),
+                                  callbacks)[0]
             if train.eval_test_every_epoch else math.nan)
     row = run.row(val, test)
     wd.write_history_row(run_dir, row)
