@@ -4,7 +4,7 @@
   data.json     the data's fingerprint     history.csv   one row per evaluation
   results.json  the final figures          checkpoints/  best.weights.h5, best.json
   backup/       resume state               tensorboard/  TensorBoard logs
-  workers/<id>/ the other workers' own state during a multi-worker run
+  workers/<id>/ the other workers' own resume state (multi-worker runs)
   .lock         names the one training writing the workdir, while it runs
 
 Training writes a workdir; evaluation, export and report read it. One

@@ -90,8 +90,14 @@ def bucket_boundaries(lengths, num_buckets):
 
 
 def epoch_order(num_pieces, seed, epoch):
-  """The order of a training epoch's pieces: a function of (seed, epoch)."""
-  return np.random.default_rng([seed, epoch]).permutation(num_pieces)
+  """The order of a training epoch's pieces: a function of (seed, epoch).
+
+  TensorFlow's stateless shuffle (eager: call it outside tf.data), the
+  order kerasrnn has always drawn, so runs of earlier versions reproduce.
+  """
+  return tf.random.experimental.stateless_shuffle(
+      tf.range(num_pieces, dtype=tf.int64),
+      seed=tf.constant([seed, epoch], tf.int64)).numpy()
 
 
 def plan_batches(lengths, order, batch_size, boundaries=None):
@@ -196,25 +202,24 @@ class Layout:
     else:
       per_bucket = np.array([len(self.lengths)])
     self.steps_per_epoch = int(np.sum(-(-per_bucket // self.batch_size)))
-    self._plans = {}
 
   def plan(self, epoch):
     """(pieces, starts) of one epoch's batches (`plan_batches`)."""
-    epoch = epoch if self.training else 0
-    if epoch not in self._plans:
-      order = (epoch_order(len(self.pieces), self.data.seed, epoch)
-               if self.training else np.arange(len(self.pieces)))
-      self._plans = {epoch: plan_batches(self.lengths, order, self.batch_size,
-                                         self.boundaries)}
-    return self._plans[epoch]
+    order = (epoch_order(len(self.pieces), self.data.seed, epoch)
+             if self.training else np.arange(len(self.pieces)))
+    return plan_batches(self.lengths, order, self.batch_size, self.boundaries)
 
-  def batch(self, step):
-    """(inputs, targets) <int32>[batch, time] of global step `step`."""
+  def batch(self, step, plans=None):
+    """(inputs, targets) <int32>[batch, time] of global step `step`.
+
+    Args:
+      plans: sentence mode: {epoch: `plan(epoch)`} of the step's epoch.
+    """
     epoch, index = divmod(int(step), self.steps_per_epoch)
     if self.data.mode == "stream":
       return stream_window(self.split, self.batch_size, self.data.num_steps,
                            index, self.rows)
-    order, starts = self.plan(epoch)
+    order, starts = plans[epoch] if plans else self.plan(epoch)
     return read_batch(self.split,
                       self.pieces[order[starts[index]:starts[index + 1]]])
 
@@ -223,10 +228,17 @@ class Layout:
     stop = self.steps_per_epoch if stop is None else stop
     if self.data.mode == "stream":
       shape = [(self.rows or (0, self.batch_size))[1], self.data.num_steps]
+      read = self.batch
     else:
       shape = [None, None]
+      # The epochs' plans, computed here (they draw the order with
+      # TensorFlow), read by the pipeline.
+      epochs = range(start // self.steps_per_epoch,
+                     (max(stop, start + 1) - 1) // self.steps_per_epoch + 1)
+      plans = {e: self.plan(e if self.training else 0) for e in epochs}
+      read = lambda step: self.batch(step, plans)
     ds = tf.data.Dataset.range(start, stop).map(
-        lambda g: _numpy(self.batch, [g], [shape, shape]))
+        lambda g: _numpy(read, [g], [shape, shape]))
     return prefetch(ds.apply(
         tf.data.experimental.assert_cardinality(stop - start)))
 

@@ -2,7 +2,6 @@
 import dataclasses
 import math
 import os
-import shutil
 import time
 
 from absl import logging
@@ -134,8 +133,8 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   strategy = distribute.make_strategy(config.train.distribute)  # First op.
   chief, task_id = distribute.task(strategy)
   # Every worker of a multi-worker run trains alike; the chief writes the
-  # run's workdir, the others a directory of their own (their resume state),
-  # removed when they finish.
+  # run's workdir, the others a directory of their own (their resume state,
+  # kept at the end as the chief's is, so that the run can be extended).
   run_dir = workdir if chief else wd.path(workdir, f"workers/{task_id}")
   with wd.locked(run_dir):
     return _train(config, workdir, run_dir, strategy, chief, extra_callbacks)
@@ -268,12 +267,6 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
   results = _results(run_dir, model, scores, len(corpus.vocab))
   if chief:
     wd.write_json(workdir, "results.json", results)
-  else:
-    shutil.rmtree(run_dir, ignore_errors=True)
-    try:
-      os.rmdir(wd.path(workdir, "workers"))
-    except OSError:  # Another worker's directory is still there.
-      pass
   logging.info("results: %s", results)
   return results
 
