@@ -112,6 +112,9 @@ def base_config():
   # Validate on the first this many tokens of the validation split (the same
   # ones each time); 0 = all of it. results.json always uses all of it.
   train.eval_tokens = 0
+  # results.json's training perplexity over the first this many training
+  # tokens (0 = the whole split: a pass of hours over a large corpus).
+  train.results_train_tokens = 0
   # A progress line (step, tokens/s, loss, perplexity, learning rate, time
   # left) every this many steps; 0 = about once a minute.
   train.log_every_steps = 0
@@ -190,6 +193,7 @@ def validate(config):
                   ("train.save_every_steps", t.save_every_steps),
                   ("train.eval_every_steps", t.eval_every_steps),
                   ("train.eval_tokens", t.eval_tokens),
+                  ("train.results_train_tokens", t.results_train_tokens),
                   ("train.log_every_steps", t.log_every_steps),
                   ("train.warmup_steps", t.warmup_steps)]
   for name, value in non_negative:

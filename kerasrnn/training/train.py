@@ -261,7 +261,8 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
     # 5. Results: the best checkpoint on every split.
     wd.load_best(model, run_dir)
     cb.reset_states(model)
-    scores = {s: evaluation.perplexity(model, data.evaluation(s),
+    head = {"train": config.train.results_train_tokens}
+    scores = {s: evaluation.perplexity(model, data.evaluation(s, head.get(s)),
                                        extra_callbacks)
               for s in corpus.splits}
   results = _results(run_dir, model, scores, len(corpus.vocab))
@@ -307,7 +308,8 @@ class _Data:
     return self._distributed(self.corpus, "train", True, start, stop)
 
   def evaluation(self, split, tokens=0):
-    """One pass over `split`, or over its first `tokens` tokens."""
+    """One pass over `split`, or over its first `tokens` tokens (0, None:
+    all)."""
     key = (split, tokens)
     if key not in self._held_out:
       corpus = self.corpus
