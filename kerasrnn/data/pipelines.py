@@ -125,15 +125,15 @@ def plan_batches(lengths, order, batch_size, boundaries=None):
   batch = np.repeat(np.cumsum(-(-counts // batch_size)) -
                     -(-counts // batch_size), counts) + rank // batch_size
   # A batch comes when its last piece arrives, or at the end if partial.
-  last = np.zeros(batch[-1] + 1 if n else 0, np.int64)
+  last = np.zeros(batch[-1] + 1, np.int64)
   np.maximum.at(last, batch, by_bucket)
   size = np.bincount(batch)
   ready = np.where(size == batch_size, last, n + np.arange(len(size)))
-  rank_of_batch = np.argsort(np.argsort(ready, kind="stable"), kind="stable")
+  emitted = np.argsort(ready, kind="stable")  # Batches in the order they come.
+  rank_of_batch = np.argsort(emitted, kind="stable")
   sequence = np.argsort(rank_of_batch[batch], kind="stable")
   pieces = order[by_bucket[sequence]]
-  sizes = size[np.argsort(ready, kind="stable")]
-  return pieces, np.concatenate([[0], np.cumsum(sizes)])
+  return pieces, np.concatenate([[0], np.cumsum(size[emitted])])
 
 
 def read_batch(split, pieces):
