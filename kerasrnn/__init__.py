@@ -2,8 +2,8 @@
 
 The package is organised along the data's way through it:
 `kerasrnn.data` (corpora, vocabulary, tf.data pipelines) → `kerasrnn.models` →
-`kerasrnn.training` (exact perplexity, callbacks, the training loop) →
+`kerasrnn.training` (exact perplexity, schedules, the training loop) →
 `kerasrnn.serving` (SavedModel export) → `kerasrnn.report`.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

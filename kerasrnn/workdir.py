@@ -14,7 +14,7 @@ through `kerasrnn.files.atomic_path` (a temporary and a rename), so a killed
 process leaves the previous version, never half a file, and readers always
 see whole files. A file that cannot be read back gives one line naming it
 and what to do (`FIXES`); where an older good copy exists, training resumes
-from it, losing at most the epoch the damaged file belonged to.
+from it, losing at most the steps since the state before the damaged one.
 
 The resume state (backup/) holds the last two saved states, each named by
 its step: the weights with the optimizer's variables, the rest of the
@@ -88,7 +88,7 @@ FIXES = {
                     "the results again from the best checkpoint",
     "checkpoints/best.json": "delete it: it only records the best step, "
                              "which history.csv also holds",
-    BEST: "while the run trains, its next better epoch replaces it; "
+    BEST: "while the run trains, its next better evaluation replaces it; "
           f"otherwise {_RESTORE}",
 }
 
@@ -236,7 +236,7 @@ def load_best(model, workdir):
   weights = path(workdir, BEST)
   if not os.path.exists(weights):
     raise UserError(f"{workdir} has no checkpoint yet ({BEST} is written "
-                    "after the first epoch)")
+                    "after the first evaluation)")
   files.load_weights(model, weights, FIXES[BEST])
 
 

@@ -162,7 +162,7 @@ def test_a_second_training_is_refused_and_the_first_is_untouched(
 
 
 @pytest.mark.parametrize("name,tool,message", [
-    (wd.BEST, "evaluate", "while the run trains, its next better epoch "
+    (wd.BEST, "evaluate", "while the run trains, its next better evaluation "
      "replaces it; otherwise restore it from a copy of the workdir"),
     (wd.BEST, "export", "while the run trains"),
     ("config.json", "evaluate", "it holds the run's settings"),
