@@ -333,7 +333,6 @@ class Run:
   """
 
   def __init__(self, config, steps_per_epoch, total_steps):
-    self.config = config
     self.train_config = config.train
     self.steps_per_epoch = steps_per_epoch
     self.total_steps = total_steps
@@ -467,6 +466,12 @@ class Run:
                  "training %.2f, %s tokens/s", f"{self.step:,}", row["epoch"],
                  row["val_perplexity"], row["train_perplexity"],
                  f"{row['tokens_per_second']:,.0f}")
+
+
+def _fit_sums(model):
+  """[NLL, tokens] of the current `fit` (the model's perplexity metric)."""
+  return np.array([float(model.perplexity.total.numpy()),
+                   float(model.perplexity.count.numpy())])
 
 
 def _exp(x):
