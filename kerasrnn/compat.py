@@ -103,4 +103,7 @@ def keras_backup_state(directory):
   if not (os.path.exists(weights) and os.path.exists(metadata)):
     return []
   fix = f"delete {directory} to train again from epoch 1"
-  return [(int(files.read_json(metadata, fix)["epoch"]), weights)]
+  epoch = files.read_json(metadata, fix).get("epoch")
+  if not isinstance(epoch, int):
+    raise files.DamagedFile(metadata, f"its epoch is {epoch!r}", fix)
+  return [(epoch, weights)]

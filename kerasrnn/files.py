@@ -134,17 +134,21 @@ def read_arrays(path, fix):
     raise DamagedFile(path, reason(e), fix) from None
 
 
-def remove_leftovers(directory, keep_live=False):
+def remove_leftovers(directory, keep_live=False, name=None):
   """Removes the temporaries that killed writers left in `directory`.
 
   Args:
     directory: where to look.
     keep_live: keep those of processes still running (writers that may
       share the directory without a lock, like two exports).
+    name: only the temporaries of this target (a file or folder name).
   """
   for leftover in glob.glob(os.path.join(glob.escape(directory),
                                          TMP_PREFIX + "*")):
-    pid = os.path.basename(leftover)[len(TMP_PREFIX):].partition("-")[0]
+    pid, _, target = os.path.basename(leftover)[len(TMP_PREFIX):].partition(
+        "-")
+    if name is not None and target != name:
+      continue
     if not (keep_live and pid.isdigit() and _running(int(pid))):
       _remove(leftover)
 

@@ -126,3 +126,13 @@ def test_unknown_tfds_dataset_is_one_clear_error(tiny_dir, tmp_path):
       "data.tfds_data_dir": str(tmp_path / "tfds")})
   with pytest.raises(UserError, match="cannot load TFDS dataset"):
     corpus_lib.load_corpus(config.data)
+
+
+def test_a_wrong_tfds_text_key_is_one_line(tiny_dir, tmp_path):
+  config = smoke_config(tiny_dir, overrides={
+      "data.source": "tfds", "data.tfds_name": "ptb_text",
+      "data.tfds_text_key": "body",
+      "data.tfds_data_dir": str(tmp_path / "tfds")})
+  with pytest.raises(UserError, match="TFDS dataset 'ptb_text' has no feature "
+                     "data.tfds_text_key='body'; its features: text"):
+    corpus_lib.load_corpus(config.data)

@@ -174,3 +174,19 @@ def test_the_fused_softmax_trains_like_tensorflows_op(monkeypatch):
                              rtol=1e-5)
   for a, b in zip(fused_weights, stock_weights):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_compiling_again_with_the_same_optimizer_keeps_clipping():
+  config = smoke_config("unused", overrides={"data.mode": "sentence"})
+  optimizer = keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=1e-3)
+  for _ in range(2):  # Another model (or a second compile) takes it over.
+    model = build_model(config, vocab_size=50)
+    model.compile(optimizer=optimizer)
+  assert optimizer.global_clipnorm == 1e-3
+  before = [w.numpy().copy() for w in model.trainable_weights]
+  x = np.random.default_rng(0).integers(1, 50, (4, 7)).astype("int32")
+  model.train_on_batch(x, np.roll(x, -1, axis=1))
+  change = np.sqrt(sum(np.sum((w.numpy() - b) ** 2)
+                       for w, b in zip(model.trainable_weights, before)))
+  # The update is the learning rate times a gradient clipped to 1e-3.
+  assert 0 < change <= 1e-3 * (1 + 1e-4)

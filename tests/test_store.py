@@ -1,7 +1,11 @@
 """The token store: prepared once, read through memory maps, the export's ids."""
+import fcntl
 import gzip
 import json
 import os
+import threading
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -11,7 +15,9 @@ from conftest import error_line
 from conftest import run_tool
 from conftest import smoke_config
 from conftest import write_corpus
+from kerasrnn import compat
 from kerasrnn import config as config_lib
+from kerasrnn import files
 from kerasrnn import workdir as wd
 from kerasrnn.data import store
 from kerasrnn.data import text
@@ -192,9 +198,9 @@ def test_a_corpus_file_that_is_not_text_is_one_line(tmp_path, content,
                              "--config.data.source=text",
                              f"--config.data.dir={d}"))
   assert message in line
-  assert not os.listdir(store.cache_dir()) or all(
+  assert all(  # Nothing half-prepared.
       os.path.exists(os.path.join(store.cache_dir(), s, "manifest.json"))
-      for s in os.listdir(store.cache_dir()))  # Nothing half-prepared.
+      for s in os.listdir(store.cache_dir()) if not s.endswith(".lock"))
 
 
 def test_a_gzip_that_is_not_gzip_is_one_line(tmp_path):
@@ -207,3 +213,155 @@ def test_a_gzip_that_is_not_gzip_is_one_line(tmp_path):
   with pytest.raises(UserError, match=r"cannot read .*train.txt.gz \(Not a "
                      "gzipped file"):
     load_corpus(config.data)
+
+
+def test_a_damaged_gzip_is_one_line(tmp_path):
+  d = write_corpus(tmp_path / "c", {"valid": ["a b"], "test": ["a"]},
+                   pattern="{}.txt")
+  words = " ".join(f"w{i}" for i in range(5_000)).encode()
+  packed = gzip.compress(words * 20)
+  # A valid header, then a corrupt deflate stream.
+  damaged = packed[:20] + bytes(b ^ 0x5A for b in packed[20:200]) + packed[200:]
+  (tmp_path / "c" / "train.txt.gz").write_bytes(damaged)
+  with pytest.raises(zlib.error):  # What the reader must catch.
+    gzip.decompress(damaged)
+  line = error_line(run_tool("data", "--config=configs/smoke.py",
+                             "--config.data.source=text",
+                             "--config.data.train_file=train.txt.gz",
+                             f"--config.data.dir={d}"))
+  assert "cannot read" in line and "train.txt.gz" in line, line
+
+
+def test_a_missing_store_is_refused_not_prepared(tmp_path, tiny_dir):
+  missing = str(tmp_path / "stores" / "mistyped")
+  with pytest.raises(UserError, match=(
+      f"data.store={missing} is not a token store \\(no manifest.json\\); "
+      "prepare it with kerasrnn-data")):
+    load_corpus(_data(tiny_dir, **{"data.store": missing}))
+  assert not os.path.exists(missing)
+
+
+def test_the_tfds_cache_key_does_not_depend_on_the_directory(
+    tmp_path, monkeypatch, tiny_dir):
+  data = _data(tiny_dir, **{"data.source": "tfds",
+                            "data.tfds_name": "ptb_text"})
+  monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
+  keys = []
+  for where in ("a", "b"):
+    (tmp_path / where).mkdir()
+    monkeypatch.chdir(tmp_path / where)
+    keys.append(store.source_key(data))
+  assert keys[0] == keys[1]
+  assert store.tfds_data_dir(data) == os.path.expanduser(
+      "~/tensorflow_datasets")
+
+
+def test_settings_of_another_source_do_not_change_the_store(tmp_path,
+                                                             tiny_dir):
+  prepared = str(tmp_path / "store")
+  store.prepare(_data(tiny_dir), prepared)
+  other = _data(tiny_dir, **{"data.store": prepared,
+                             "data.tfds_text_key": "body",
+                             "data.tfds_name": "lm1b"})
+  assert store.source_key(other) == store.source_key(_data(tiny_dir))
+  assert load_corpus(other).splits["train"].num_tokens == 29
+
+
+def test_a_data_dir_with_glob_characters_is_read(tmp_path):
+  d = write_corpus(tmp_path / "ptb[v2]", {"train": ["a b", "c"],
+                                          "valid": ["a"], "test": ["b"]})
+  assert load_corpus(_data(d)).splits["train"].num_tokens == 5
+
+
+def test_killed_preparations_leave_nothing_behind(tmp_path, tiny_dir):
+  data = _data(tiny_dir)
+  key = os.path.basename(store.store_dir(data))
+  os.makedirs(store.cache_dir(), exist_ok=True)
+  dead = 2 ** 22 + 12_345  # Above Linux's default pid_max: not running.
+  leftovers = [os.path.join(store.cache_dir(), f"{files.TMP_PREFIX}{dead}-"
+                            f"{name}") for name in (key, "other")]
+  for leftover in leftovers:
+    os.makedirs(leftover)
+    open(os.path.join(leftover, "train.provisional.ids"), "wb").close()
+  live = os.path.join(store.cache_dir(), f"{files.TMP_PREFIX}{os.getpid()}-x")
+  os.makedirs(live)
+  store.ensure(data)
+  assert not any(os.path.exists(p) for p in leftovers)
+  assert os.path.exists(live)  # A running process's (here: ours).
+  os.rmdir(live)
+  # The same for a store prepared by name.
+  target = tmp_path / "named"
+  leftover = tmp_path / f"{files.TMP_PREFIX}{dead}-named"
+  leftover.mkdir()
+  store.prepare(data, str(target))
+  assert not leftover.exists() and (target / "manifest.json").exists()
+
+
+def test_a_second_preparation_waits_and_uses_the_first(tmp_path):
+  d = write_corpus(tmp_path / "c", {"train": ["a b", "c a"], "valid": ["a"],
+                                    "test": ["b"]})
+  data = _data(d)
+  directory = store.store_dir(data)
+  os.makedirs(store.cache_dir(), exist_ok=True)
+  with open(directory + ".lock", "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # "Another process" is preparing.
+    waiting = []
+    thread = threading.Thread(
+        target=lambda: waiting.append(store.ensure(data)))
+    thread.start()
+    time.sleep(1.0)
+    assert thread.is_alive() and not waiting  # It waits ...
+    store.prepare(data, directory)
+    prepared = os.path.getmtime(os.path.join(directory, "manifest.json"))
+    fcntl.flock(lock, fcntl.LOCK_UN)
+  thread.join(60)
+  assert waiting == [directory]  # ... then uses that store as it is.
+  assert os.path.getmtime(os.path.join(directory, "manifest.json")) == prepared
+
+
+@pytest.mark.parametrize("field,message", [
+    ("fingerprint", r"no valid fingerprint"),
+    ("splits.valid.oov_words", r"no valid splits.valid.oov_words"),
+    ("dtype", r"no valid dtype"),
+])
+def test_a_manifest_missing_a_field_is_one_line(tmp_path, tiny_dir, field,
+                                                message):
+  prepared = str(tmp_path / "store")
+  store.prepare(_data(tiny_dir), prepared)
+  path = os.path.join(prepared, "manifest.json")
+  manifest = json.load(open(path))
+  *parents, last = field.split(".")
+  inner = manifest
+  for key in parents:
+    inner = inner[key]
+  del inner[last]
+  json.dump(manifest, open(path, "w"))
+  with pytest.raises(files.DamagedFile, match=message):
+    load_corpus(_data(tiny_dir, **{"data.store": prepared}))
+
+
+def test_a_keras_backup_without_its_epoch_is_one_line(tmp_path):
+  (tmp_path / "latest.weights.h5").write_bytes(b"")
+  (tmp_path / "training_metadata.json").write_text('{"batch": 3}')
+  with pytest.raises(files.DamagedFile, match=r"its epoch is None"):
+    compat.keras_backup_state(str(tmp_path))
+
+
+def test_verify_names_a_file_changed_in_place(tmp_path, tiny_dir):
+  prepared = str(tmp_path / "store")
+  store.prepare(_data(tiny_dir), prepared)
+  result = run_tool("data", f"--verify={prepared}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  checked = json.loads(result.stdout)
+  assert "train.ids" in checked["files"] and checked["tokens"]["train"] == 29
+  path = os.path.join(prepared, "train.ids")
+  size = os.path.getsize(path)
+  with open(path, "r+b") as f:  # One id changed, the size kept.
+    f.seek(6)
+    byte = f.read(1)
+    f.seek(6)
+    f.write(bytes([byte[0] ^ 1]))
+  assert os.path.getsize(path) == size
+  line = error_line(run_tool("data", f"--verify={prepared}"))
+  assert f"{path} is damaged (its content changed since it was prepared" in (
+      line)

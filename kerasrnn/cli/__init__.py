@@ -48,7 +48,7 @@ def _parse_flags(argv):
     _fail(_last_line(e))
   except (AttributeError, KeyError) as e:
     _fail(_unknown_field(e))
-  if "config" in flags.FLAGS:
+  if "config" in flags.FLAGS and flags.FLAGS.config is not None:
     try:
       flags.FLAGS.config.keys()
     except OSError as e:  # ml_collections defers a config file's load error.

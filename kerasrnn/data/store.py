@@ -21,11 +21,14 @@ it, a store is prepared on first use in the cache ($KERASRNN_CACHE/stores,
 default ~/.cache/kerasrnn/stores), keyed by the settings and the files'
 sizes and times, so today's commands work unchanged.
 """
+import contextlib
+import fcntl
 import glob
 import gzip
 import hashlib
 import json
 import os
+import zlib
 
 from absl import logging
 import numpy as np
@@ -39,9 +42,11 @@ from kerasrnn.errors import UserError
 
 FORMAT = 1
 SPLITS = ("train", "valid", "test")
-# The config fields that decide a store's content.
+# The config fields that decide a store's content; the tfds_ ones only for
+# data.source=tfds.
 SETTINGS = ("source", "lowercase", "tokenizer", "max_vocab_size", "min_count",
             "max_tokens", "tfds_name", "tfds_splits", "tfds_text_key")
+TFDS_SETTINGS = ("tfds_name", "tfds_splits", "tfds_text_key")
 BLOCK_BYTES = 1 << 22  # Lines read and tokenised at a time.
 FIX = ("prepare it again (kerasrnn-data --prepare=DIR), or delete it to "
        "have it prepared again on first use")
@@ -52,8 +57,10 @@ def cache_dir():
 
 
 def settings(data):
-  """The config fields that decide a store's content, as a dict."""
-  return {k: data[k] for k in SETTINGS}
+  """The config fields that decide a store's content, as a dict (those
+  that apply to its source)."""
+  return {k: data[k] for k in SETTINGS
+          if data.source == "tfds" or k not in TFDS_SETTINGS}
 
 
 # ---------------------------------------------------------------- sources --
@@ -78,7 +85,8 @@ def split_files(data):
     out[split] = []
     for name in value.split(","):
       pattern = os.path.join(data.dir, name.strip())
-      found = sorted(glob.glob(pattern))
+      found = sorted(glob.glob(os.path.join(glob.escape(data.dir),
+                                            name.strip())))
       if not found or not all(os.path.isfile(p) for p in found):
         raise UserError(f"corpus file {pattern} does not exist; check "
                         "data.dir and the split file names")
@@ -105,7 +113,8 @@ def _file_blocks(path):
                   f"{e.start}); re-encode the file as UTF-8") from None
         number += len(block)
         yield block
-  except (OSError, EOFError) as e:  # A .gz that is not gzip, or cut short.
+  # A .gz that is not gzip, is cut short or damaged inside.
+  except (OSError, EOFError, zlib.error) as e:
     raise UserError(f"cannot read {path} ({files.reason(e)}); check that it "
                     "is a text file (or a gzip of one)") from None
 
@@ -120,12 +129,20 @@ def source_blocks(data):
           for s in SPLITS}
 
 
+def tfds_data_dir(data):
+  """The absolute folder TFDS reads: data.tfds_data_dir, else TFDS's
+  default ($TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+  directory = data.tfds_data_dir or os.environ.get(
+      "TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
+  return os.path.abspath(os.path.expanduser(directory))
+
+
 def source_key(data):
   """A digest of what decides a store: settings, and each file's identity
   (absolute path, size and modification time), or the TFDS folder."""
   key = {"format": FORMAT, **settings(data)}
   if data.source == "tfds":
-    key["tfds_data_dir"] = os.path.abspath(data.tfds_data_dir or "~")
+    key["tfds_data_dir"] = tfds_data_dir(data)
   else:
     key["files"] = {s: [(os.path.abspath(p), os.path.getsize(p),
                          os.path.getmtime(p)) for p in ps]
@@ -159,10 +176,10 @@ def _tokenised(blocks, data, table=None):
 
   failed = []
 
-  def guarded():  # A UserError inside tf.data would come out as a TF error.
+  def guarded():  # An error inside tf.data would come out as a TF error.
     try:
       yield from blocks()
-    except UserError as e:
+    except Exception as e:  # pylint: disable=broad-except
       failed.append(e)
 
   ds = tf.data.Dataset.from_generator(
@@ -228,6 +245,8 @@ def prepare(data, directory):
     raise UserError(f"{directory} exists and is not an empty folder; prepare "
                     "the token store into a new one")
   blocks = source_blocks(data)
+  parent, name = os.path.split(os.path.abspath(directory))
+  files.remove_leftovers(parent, keep_live=True, name=name)  # Killed ones.
   with files.atomic_path(directory) as tmp:
     os.makedirs(tmp)
     vocab, splits = _prepare_train(tmp, data, blocks["train"])
@@ -256,6 +275,8 @@ def prepare(data, directory):
                 "dtype": np.dtype(dtype).name, "vocab_size": len(vocab),
                 "splits": splits}
     manifest["fingerprint"] = fingerprint(vocab, _open_splits(tmp, manifest))
+    manifest["sha256"] = {name: _file_digest(os.path.join(tmp, name))
+                          for name in sorted(os.listdir(tmp))}
     files.write_json(os.path.join(tmp, "manifest.json"), manifest)
   logging.info("prepared the token store %s: %s", directory,
                {s: c["tokens"] for s, c in splits.items()})
@@ -348,6 +369,85 @@ def _open_splits(directory, manifest):
   return out
 
 
+def _file_digest(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    while chunk := f.read(1 << 24):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def _missing(manifest):
+  """The first field a manifest lacks or has of the wrong type, or None."""
+  for key, kind in (("settings", dict), ("dtype", str), ("vocab_size", int),
+                    ("splits", dict), ("fingerprint", str)):
+    if not isinstance(manifest.get(key), kind):
+      return key
+  if manifest["dtype"] not in ("uint16", "uint32"):
+    return "dtype"
+  for split in SPLITS:
+    counts = manifest["splits"].get(split)
+    if not isinstance(counts, dict):
+      return f"splits.{split}"
+    keys = ("tokens", "sentences") + (
+        ("oov_words", "unk_words") if split != "train" else ())
+    for key in keys:
+      if not isinstance(counts.get(key), int):
+        return f"splits.{split}.{key}"
+  return None
+
+
+def read_manifest(directory):
+  """The manifest of the store in `directory`, checked: one line if there
+  is none, it is damaged or of another format."""
+  path = os.path.join(directory, "manifest.json")
+  if not os.path.isfile(path):
+    raise UserError(f"{directory} is not a token store (no manifest.json); "
+                    "prepare it with kerasrnn-data --prepare=DIR")
+  manifest = files.read_json(path, FIX)
+  if manifest.get("format") != FORMAT:
+    raise UserError(f"the token store {directory} has format "
+                    f"{manifest.get('format')}, this kerasrnn reads {FORMAT}; "
+                    f"{FIX}")
+  missing = _missing(manifest)
+  if missing:
+    raise files.DamagedFile(path, f"no valid {missing}", FIX)
+  return manifest
+
+
+def verify(directory):
+  """Reads every file of a store and checks it against its manifest.
+
+  Returns:
+    {"store", "files" checked, "tokens" per split} if the store is whole.
+
+  Raises:
+    UserError: one line naming the first file that is missing, of the
+      wrong size, or whose content changed since it was prepared.
+  """
+  manifest = read_manifest(directory)
+  arrays = _open_splits(directory, manifest)
+  digests = manifest.get("sha256")
+  if digests:  # Stores prepared by kerasrnn 0.3 and later.
+    for name, digest in digests.items():
+      path = os.path.join(directory, name)
+      if not os.path.isfile(path):
+        raise UserError(f"the token store {directory} has no {name}; {FIX}")
+      if _file_digest(path) != digest:
+        raise files.DamagedFile(path, "its content changed since it was "
+                                "prepared (SHA-256)", FIX)
+  else:
+    vocab = Vocabulary.load(os.path.join(directory, "vocab.txt"), FIX)
+    if fingerprint(vocab, arrays) != manifest["fingerprint"]:
+      raise files.DamagedFile(
+          directory, "its content changed since it was prepared (the "
+          "fingerprint differs; this store has no per-file digests to name "
+          "the file)", FIX)
+  return {"store": directory, "files": sorted(digests or os.listdir(
+      directory)), "tokens": {s: c["tokens"] for s, c in
+                              manifest["splits"].items()}}
+
+
 def open_store(directory, data):
   """Opens a prepared store for the corpus `data` describes.
 
@@ -358,19 +458,11 @@ def open_store(directory, data):
     UserError: one line if the store is missing, damaged, or was prepared
       with other settings than `data`'s.
   """
-  path = os.path.join(directory, "manifest.json")
-  if not os.path.isfile(path):
-    raise UserError(f"{directory} is not a token store (no manifest.json); "
-                    "prepare it with kerasrnn-data --prepare=DIR")
-  manifest = files.read_json(path, FIX)
-  if manifest.get("format") != FORMAT:
-    raise UserError(f"the token store {directory} has format "
-                    f"{manifest.get('format')}, this kerasrnn reads {FORMAT}; "
-                    f"{FIX}")
+  manifest = read_manifest(directory)
   ours = settings(data)
   theirs = manifest.get("settings", {})
-  diff = [f"data.{k}={theirs.get(k)!r}, the config asks for {ours[k]!r}"
-          for k in SETTINGS if theirs.get(k) != ours[k]]
+  diff = [f"data.{k}={theirs.get(k)!r}, the config asks for {v!r}"
+          for k, v in ours.items() if theirs.get(k) != v]
   if diff:
     raise UserError(f"the token store {directory} was prepared with "
                     f"{diff[0]}; prepare a store for these settings "
@@ -390,13 +482,43 @@ def store_dir(data):
 
 
 def ensure(data):
-  """The directory of `data`'s store, prepared first if it is not yet."""
+  """The directory of `data`'s store, prepared first in the cache if it is
+  not yet (data.store must name a prepared one).
+
+  Preparations of one cached store are serialised by a lock: a second
+  process waits for the first and then uses its store; a preparation that
+  was killed leaves nothing that outlives the next one.
+  """
   directory = store_dir(data)
-  if not os.path.isfile(os.path.join(directory, "manifest.json")):
-    try:
-      prepare(data, directory)
-    except UserError:
-      # Another process may have prepared the same cached store meanwhile.
-      if not os.path.isfile(os.path.join(directory, "manifest.json")):
-        raise
+  manifest = os.path.join(directory, "manifest.json")
+  if data.store:
+    if not os.path.isfile(manifest):
+      raise UserError(
+          f"data.store={data.store} is not a token store (no manifest.json); "
+          f"prepare it with kerasrnn-data --prepare={data.store}, or set "
+          "data.store='' to prepare the corpus in the cache")
+    return directory
+  if not os.path.isfile(manifest):
+    with _locked(directory + ".lock"):
+      if not os.path.isfile(manifest):  # Not prepared while we waited.
+        files.remove_leftovers(cache_dir(), keep_live=True)
+        prepare(data, directory)
   return directory
+
+
+@contextlib.contextmanager
+def _locked(path):
+  """Holds an exclusive OS lock (flock) on the file `path` in the block;
+  waits, saying so once, while another process holds it."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "a") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      logging.info("waiting for another process preparing the token store "
+                   "%s", path[:-len(".lock")])
+      fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)

@@ -37,9 +37,22 @@ def split_blocks(data, block_bytes):
                     f"({str(e).splitlines()[0]}); offline, put its files in "
                     "--config.data.dir (TFDS's manual directory)") from None
 
+  def examples(ds):
+    try:
+      yield from tfds.as_numpy(ds)
+    except Exception as e:  # pylint: disable=broad-except
+      raise UserError(f"cannot read TFDS dataset {data.tfds_name!r} "
+                      f"({' '.join(str(e).split())[:200]}); prepare it again "
+                      "(delete its folder in data.tfds_data_dir)") from None
+
   def blocks(ds):
     block, size = [], 0
-    for example in tfds.as_numpy(ds):
+    for example in examples(ds):
+      if data.tfds_text_key not in example:
+        raise UserError(
+            f"TFDS dataset {data.tfds_name!r} has no feature "
+            f"data.tfds_text_key={data.tfds_text_key!r}; its features: "
+            f"{', '.join(sorted(example))}")
       line = example[data.tfds_text_key]
       block.append(line)
       size += len(line)

@@ -45,13 +45,20 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
     self._hidden = _Untracked(keras.Model(
         self.input, self.get_layer("logits").input, name="hidden_states"))
 
-  def compile(self, optimizer="rmsprop", **kwargs):
-    """Keras's compile; the optimizer's `global_clipnorm` moves to the train
-    step, which clips as one device would and keeps sparse gradients sparse
-    (`replicas.clip_like_one_device`)."""
-    optimizer = keras.optimizers.get(optimizer)
-    self.clip_norm, optimizer.global_clipnorm = optimizer.global_clipnorm, None
-    super().compile(optimizer=optimizer, **kwargs)
+  # The optimizer's `global_clipnorm` is applied by the train step, which
+  # clips as one device would and keeps sparse gradients sparse
+  # (`replicas.clip_like_one_device`); the optimizer itself is left as the
+  # caller made it.
+
+  def _apply_clipped(self, gradients):
+    optimizer = self.optimizer
+    norm = optimizer.global_clipnorm
+    gradients = replicas.clip_like_one_device(gradients, norm)
+    optimizer.global_clipnorm = None  # While the step is traced.
+    try:
+      optimizer.apply(gradients, self.trainable_weights)
+    finally:
+      optimizer.global_clipnorm = norm
 
   def hidden_states(self, x, training=False):
     """The output layer's inputs: <float32>[batch, time, width]."""
@@ -91,9 +98,7 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
       loss = self._loss(x, y, weights, training=True)
-    gradients = replicas.clip_like_one_device(
-        tape.gradient(loss, self.trainable_weights), self.clip_norm)
-    self.optimizer.apply(gradients, self.trainable_weights)
+    self._apply_clipped(tape.gradient(loss, self.trainable_weights))
     return self._logs()
 
   def test_step(self, data):
