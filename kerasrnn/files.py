@@ -69,8 +69,10 @@ def write_error(path, error):
     fix = "free space on its disk (or raise the file size limit)"
   else:
     fix = "fix that"
+  kept = ("the previous version is intact" if os.path.lexists(path) else
+          "nothing was written")
   return UserError(f"cannot write {path} ({reason(error)}); {fix} and run the "
-                   "same command again: the previous version is intact")
+                   f"same command again: {kept}")
 
 
 def _remove(path):

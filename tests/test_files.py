@@ -1,4 +1,5 @@
 """Atomic writes, one-line write errors, and damaged files met with one line."""
+import errno
 import os
 import subprocess
 import sys
@@ -112,3 +113,14 @@ def test_leftovers_of_dead_writers_are_removed_not_those_of_live_ones(
   finally:
     live.kill()
     live.wait()
+
+
+def test_a_failed_first_write_does_not_claim_a_previous_version(tmp_path):
+  target = str(tmp_path / "new.json")
+  with pytest.raises(files.UserError) as error:
+    with files.atomic_path(target):
+      raise OSError(errno.EIO, os.strerror(errno.EIO))
+  assert str(error.value) == (
+      f"cannot write {target} (Input/output error); fix that and run the same "
+      "command again: nothing was written")
+  assert os.listdir(tmp_path) == []

@@ -365,3 +365,15 @@ def test_verify_names_a_file_changed_in_place(tmp_path, tiny_dir):
   line = error_line(run_tool("data", f"--verify={prepared}"))
   assert f"{path} is damaged (its content changed since it was prepared" in (
       line)
+
+
+def test_a_failed_preparation_closes_its_files(tmp_path):
+  d = write_corpus(tmp_path / "c", {"train": ["a b"] * 100, "test": ["a"]},
+                   pattern="{}.txt")
+  (tmp_path / "c" / "valid.txt").write_bytes(b"a b\n\xff\xfe\n")
+  data = _data(d, **{"data.source": "text"})
+  before = sorted(os.listdir("/proc/self/fd"))
+  with pytest.raises(UserError, match="valid.txt:2 is not valid UTF-8"):
+    store.prepare(data, str(tmp_path / "store"))
+  assert len(os.listdir("/proc/self/fd")) <= len(before)
+  assert os.listdir(tmp_path) == ["c"]  # Nothing half-prepared.

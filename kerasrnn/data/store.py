@@ -8,7 +8,7 @@
 
 `prepare` reads each split's text once, streaming: it tokenises a block of
 lines at a time with the very functions the export runs in its graph
-(`kerasrnn.data.text`, on both cores through tf.data), counts the training
+(`kerasrnn.data.text`, on every core through tf.data), counts the training
 words in a table bounded by the number of distinct words, and writes the
 training ids under provisional numbers, renumbered once the vocabulary is
 known. Its memory does not grow with the corpus; commands then read the ids
@@ -153,26 +153,21 @@ def source_key(data):
 # ---------------------------------------------------------------- prepare --
 
 
-def _tokenised(blocks, data, table=None):
-  """Per block of lines, tokenised by tf.data on both cores (empty lines
-  dropped): without `table`, (distinct words, word -> distinct index,
-  words per sentence); with it, (ids, unknown mask, words per sentence)."""
+def _tokenised(blocks, data, per_block, cut):
+  """Per block of lines: (*per_block(words), words per sentence), NumPy.
+
+  The blocks are tokenised and passed through `per_block` (a TensorFlow
+  function of the block's words <string>[n] returning a tuple) by tf.data
+  in parallel on every core; empty lines are dropped. With data.max_tokens
+  the corpus ends after the whole sentence that reaches it (at least one):
+  the last block's outputs are `cut(outputs, words kept)`.
+  """
 
   def tokenize(lines):
     ragged = text.tokenize(lines, data.lowercase, data.tokenizer)
     lengths = ragged.row_lengths()
-    lengths = tf.boolean_mask(lengths, lengths > 0)
-    words = ragged.flat_values
-    if table is None:
-      distinct, index = tf.unique(words, out_idx=tf.int64)
-      return distinct, index, lengths
-    ids = table.lookup(words)
-    # Unknown: -1 a word not in the vocabulary, 1 the corpus's own <unk>.
-    unknown = tf.where(tf.equal(words, text.UNK), tf.constant(1, tf.int8),
-                       -tf.cast(tf.equal(ids, text.UNK_ID), tf.int8))
-    # A literal <pad> in the text is a word like any other unknown one.
-    unk = tf.constant(text.UNK_ID, tf.int64)
-    return tf.where(tf.equal(ids, text.PAD_ID), unk, ids), unknown, lengths
+    return (*per_block(ragged.flat_values),
+            tf.boolean_mask(lengths, lengths > 0))
 
   failed = []
 
@@ -184,22 +179,46 @@ def _tokenised(blocks, data, table=None):
 
   ds = tf.data.Dataset.from_generator(
       guarded, output_signature=tf.TensorSpec([None], tf.string))
-  ds = ds.map(tokenize, num_parallel_calls=2, deterministic=True).prefetch(4)
+  ds = ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True).prefetch(4)
   used = 0
   for *parts, lengths in ds.as_numpy_iterator():
-    if data.max_tokens:  # Whole leading sentences (at least one).
+    if data.max_tokens:
       keep = int(np.searchsorted(np.cumsum(lengths + 1),
                                  data.max_tokens - used, "right"))
       if keep < len(lengths):
         lengths = lengths[:max(keep, 0 if used else 1)]
-        words = int(lengths.sum())
-        parts = [p[:words] if p.dtype != object else p for p in parts]
-        yield (*parts, lengths)
+        yield (*cut(parts, int(lengths.sum())), lengths)
         return
       used += int((lengths + 1).sum())
     yield (*parts, lengths)
   if failed:
     raise failed[0]
+
+
+def _counted(blocks, data):
+  """Per block: (distinct words, each word's index into them, words per
+  sentence)."""
+  return _tokenised(
+      blocks, data, lambda words: tuple(tf.unique(words, out_idx=tf.int64)),
+      lambda parts, n: (parts[0], parts[1][:n]))
+
+
+def _encoded(blocks, data, table):
+  """Per block: (ids, unknown, words per sentence): the words' ids in the
+  vocabulary `table`; unknown -1 for a word not in it, 1 for the corpus's
+  own <unk>, else 0."""
+
+  def encode(words):
+    ids = table.lookup(words)
+    unknown = tf.where(tf.equal(words, text.UNK), tf.constant(1, tf.int8),
+                       -tf.cast(tf.equal(ids, text.UNK_ID), tf.int8))
+    # A literal <pad> in the text is a word like any other unknown one.
+    unk = tf.constant(text.UNK_ID, tf.int64)
+    return tf.where(tf.equal(ids, text.PAD_ID), unk, ids), unknown
+
+  return _tokenised(blocks, data, encode,
+                    lambda parts, n: (parts[0][:n], parts[1][:n]))
 
 
 class _Writer:
@@ -227,6 +246,12 @@ class _Writer:
   def close(self):
     self.ids.close()
     self.offsets.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *unused_exc_info):
+    self.close()
 
 
 def prepare(data, directory):
@@ -256,13 +281,12 @@ def prepare(data, directory):
             tf.constant(vocab.words), tf.range(len(vocab), dtype=tf.int64)),
         default_value=text.UNK_ID)
     for split in ("valid", "test"):
-      writer = _Writer(tmp, split, dtype)
       oov = corpus_unk = 0
-      for ids, unknown, lengths in _tokenised(blocks[split], data, table):
-        writer.add(ids, lengths)
-        oov += int(np.sum(unknown == -1))
-        corpus_unk += int(np.sum(unknown == 1))
-      writer.close()
+      with _Writer(tmp, split, dtype) as writer:
+        for ids, unknown, lengths in _encoded(blocks[split], data, table):
+          writer.add(ids, lengths)
+          oov += int(np.sum(unknown == -1))
+          corpus_unk += int(np.sum(unknown == 1))
       splits[split] = {"tokens": writer.tokens, "oov_words": oov,
                        "unk_words": corpus_unk}
     for split, counts in splits.items():
@@ -292,17 +316,16 @@ def _prepare_train(tmp, data, blocks):
   # Provisional ids: the reserved ones, then words in order of appearance.
   provisional = {}
   counts = np.zeros(1 << 16, np.int64)
-  writer = _Writer(tmp, "train.provisional", np.uint32)
   reserved = len(text.RESERVED)
-  for distinct, index, lengths in _tokenised(blocks, data):
-    ids = np.fromiter((provisional.setdefault(w, len(provisional) + reserved)
-                       for w in distinct), np.int64, len(distinct))
-    if len(provisional) > len(counts):  # One block may add many new words.
-      counts = np.concatenate([counts, np.zeros(
-          max(len(counts), len(provisional) - len(counts)), np.int64)])
-    counts[ids - reserved] += np.bincount(index, minlength=len(distinct))
-    writer.add(ids[index], lengths)
-  writer.close()
+  with _Writer(tmp, "train.provisional", np.uint32) as writer:
+    for distinct, index, lengths in _counted(blocks, data):
+      ids = np.fromiter((provisional.setdefault(w, len(provisional) + reserved)
+                         for w in distinct), np.int64, len(distinct))
+      if len(provisional) > len(counts):  # One block may add many new words.
+        counts = np.concatenate([counts, np.zeros(
+            max(len(counts), len(provisional) - len(counts)), np.int64)])
+      counts[ids - reserved] += np.bincount(index, minlength=len(distinct))
+      writer.add(ids[index], lengths)
   if not writer.tokens:
     raise UserError("the train split has no text; check its file")
   words = [w.decode("utf-8") for w in provisional]

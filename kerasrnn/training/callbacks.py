@@ -22,17 +22,29 @@ def seed_states(model):
           if v.path.endswith("seed_generator_state")]
 
 
+def epoch_seed(seed, epoch):
+  """A seed generator's first seed in `epoch`: `seed` in epoch 0, then one
+  drawn from (seed, epoch). TensorFlow's random ops read a seed modulo
+  2**31 - 2, so each epoch has its own 2**31 draws (masks) before any
+  repeats; with the epoch in the count, as before, an epoch of more than
+  2**20 draws repeated the next epoch's masks."""
+  if not epoch:
+    return seed
+  state = np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1)
+  return int(state[0]) % (2**31 - 2)
+
+
 def start_epoch(model, seeds, epoch):
   """What each epoch starts from: zero recurrent state, and dropout masks
-  drawn from (seed, epoch) (each seed generator restarts its count at
-  epoch * 2**20), so that an epoch does not depend on the ones before.
+  drawn from (seed, epoch) (`epoch_seed`), so that an epoch does not
+  depend on the ones before.
 
   Args:
     seeds: the generators' first seeds (`seed_states` before training).
   """
   reset_states(model)
   for state, seed in zip(seed_states(model), seeds):
-    state.assign(np.array([seed, epoch * 2**20], state.dtype))
+    state.assign(np.array([epoch_seed(seed, epoch), 0], state.dtype))
 
 
 def _copies(variable):
