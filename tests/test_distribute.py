@@ -6,6 +6,7 @@ are fixed when TensorFlow starts): `mirrored` over 2 logical CPU devices, and
 config (stream mode, and its sentence variant) on a corpus the tests write
 and is compared with the same config trained in this process on one device.
 """
+import fcntl
 import json
 import os
 import signal
@@ -265,6 +266,29 @@ def test_multi_worker_run_resumes_after_a_worker_dies(
   assert [row.split(",")[1] for row in after[1:]] == ["1", "2", "3"]
   assert after[:resumed_after + 1] == before[:resumed_after + 1]
   assert _results(workdir)["epochs"] == 3
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_a_worker_that_refuses_at_start_up_ends_the_others_in_one_line(
+    corpus_dir, tmp_path, victim):
+  workdir = str(tmp_path / "run")
+  locked = os.path.join(workdir, "workers/1") if victim else workdir
+  os.makedirs(locked)
+  holder = os.open(locked, os.O_RDONLY | os.O_DIRECTORY)
+  fcntl.flock(holder, fcntl.LOCK_EX)  # Another training holds its workdir.
+  try:
+    codes, logs = _run_workers(_train_args(corpus_dir, workdir), tmp_path,
+                               "w")
+  finally:
+    os.close(holder)
+  assert codes == [2, 2], logs[0][-3000:] + logs[1][-3000:]
+  last = [log.strip().splitlines()[-1] for log in logs]
+  assert last[victim].startswith(f"error: {locked} is in use by another "
+                                 "training"), last[victim]
+  assert last[1 - victim].startswith(
+      "error: multi-worker training lost "
+      f"/job:worker/replica:0/task:{victim}; restart every worker"), (
+          last[1 - victim])
 
 
 def test_jit_compile_is_refused():

@@ -136,7 +136,9 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
   # run's workdir, the others a directory of their own (their resume state,
   # kept at the end as the chief's is, so that the run can be extended).
   run_dir = workdir if chief else wd.path(workdir, f"workers/{task_id}")
-  with wd.locked(run_dir):
+  # A peer lost at any point, start-up included (one that refused its
+  # workdir), is one line on the others.
+  with distribute.lost_workers_reported(strategy), wd.locked(run_dir):
     return _train(config, workdir, run_dir, strategy, chief, extra_callbacks)
 
 
@@ -231,40 +233,39 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
   progress = cb.Progress(run, config.train.log_every_steps, run.writer,
                          config.train.verbose)
   callbacks = [progress, keras.callbacks.TerminateOnNaN()]
-  with distribute.lost_workers_reported(strategy):
-    while run.step < total:
-      if run.step % data.steps_per_epoch == 0:
-        cb.start_epoch(model, run.seeds, run.step // data.steps_per_epoch)
-      end = run.next_stop(run.step)
-      run.fit_starts()
-      model.fit(data.train(run.step, end), epochs=1, verbose=0,
-                callbacks=callbacks + list(extra_callbacks), shuffle=False)
-      run.add(model)
-      diverged = not math.isfinite(float(model.perplexity.result()))
-      if run.is_evaluation(run.step) or diverged:
-        _evaluate(run, model, data, run_dir, extra_callbacks)
-      if diverged:
-        break
-      if progress.out_of_time:
-        run.save(run_dir, model)
-        logging.info(
-            "stopped after train.max_hours=%g at step %d (epoch %.2f); run "
-            "the same command to continue", config.train.max_hours,
-            run.step, run.step / data.steps_per_epoch)
-        return {"stopped_at_step": run.step}
-      if run.is_save(run.step) or run.is_evaluation(run.step):
-        run.save(run_dir, model)
-    if not os.path.exists(wd.path(run_dir, wd.BEST)):
-      raise UserError("training diverged (perplexity not finite) before its "
-                      "first checkpoint; lower train.learning_rate or "
-                      "train.clip_norm and use a new --workdir")
-    # 5. Results: the best checkpoint on every split.
-    wd.load_best(model, run_dir)
-    cb.reset_states(model)
-    head = {"train": config.train.results_train_tokens}
-    scores = {s: evaluation.perplexity(model, data.evaluation(s, head.get(s)),
-                                       extra_callbacks)
-              for s in corpus.splits}
+  while run.step < total:
+    if run.step % data.steps_per_epoch == 0:
+      cb.start_epoch(model, run.seeds, run.step // data.steps_per_epoch)
+    end = run.next_stop(run.step)
+    run.fit_starts()
+    model.fit(data.train(run.step, end), epochs=1, verbose=0,
+              callbacks=callbacks + list(extra_callbacks), shuffle=False)
+    run.add(model)
+    diverged = not math.isfinite(float(model.perplexity.result()))
+    if run.is_evaluation(run.step) or diverged:
+      _evaluate(run, model, data, run_dir, extra_callbacks)
+    if diverged:
+      break
+    if progress.out_of_time:
+      run.save(run_dir, model)
+      logging.info(
+          "stopped after train.max_hours=%g at step %d (epoch %.2f); run "
+          "the same command to continue", config.train.max_hours,
+          run.step, run.step / data.steps_per_epoch)
+      return {"stopped_at_step": run.step}
+    if run.is_save(run.step) or run.is_evaluation(run.step):
+      run.save(run_dir, model)
+  if not os.path.exists(wd.path(run_dir, wd.BEST)):
+    raise UserError("training diverged (perplexity not finite) before its "
+                    "first checkpoint; lower train.learning_rate or "
+                    "train.clip_norm and use a new --workdir")
+  # 5. Results: the best checkpoint on every split.
+  wd.load_best(model, run_dir)
+  cb.reset_states(model)
+  head = {"train": config.train.results_train_tokens}
+  scores = {s: evaluation.perplexity(model, data.evaluation(s, head.get(s)),
+                                     extra_callbacks)
+            for s in corpus.splits}
   results = _results(run_dir, model, scores, len(corpus.vocab))
   if chief:
     wd.write_json(workdir, "results.json", results)
