@@ -52,7 +52,10 @@ def base_config():
   data.mode = "stream"  # stream (stateful TBPTT) | sentence (padded, bucketed).
   data.batch_size = 20
   data.num_steps = 20  # Stream mode: TBPTT window.
-  data.max_length = 100  # Sentence mode: longer sentences are cut in pieces.
+  # Sentence mode: sentences are read in chunks of at most this many tokens,
+  # the state carried from one to the next (truncated BPTT within the
+  # sentence; the perplexity does not depend on it).
+  data.max_length = 100
   data.bucket = True  # Sentence mode: batch by length buckets (False = naive).
   data.bucket_boundaries = ()  # Sentence mode; () = from train lengths.
   data.num_buckets = 32  # Quantile buckets when boundaries are not given.

@@ -148,7 +148,9 @@ def describe(config):
 
 def build_model(config, vocab_size, **kwargs):
   """`kerasrnn.models.build_model` with this machine's choice of the
-  recurrent matmuls' form (`gate_matmuls`): what training, evaluation and
-  the benchmarks run. Other keyword arguments go to `build_model`."""
+  recurrent matmuls' form (`gate_matmuls`), stateful in both modes (sentence
+  mode's chunks carry the state): what training, evaluation and the
+  benchmarks run. Other keyword arguments go to `build_model`."""
   from kerasrnn.models import build_model as build  # pylint: disable=g-import-not-at-top
+  kwargs.setdefault("stateful", True)
   return build(config, vocab_size, gate_matmuls=gate_matmuls(config), **kwargs)

@@ -66,11 +66,12 @@ def test_evaluate_of_a_non_workdir_is_one_line(tmp_path):
   assert "not a kerasrnn workdir" in line
 
 
-def test_stream_rows_that_replicas_cannot_split_are_one_line(tmp_path,
+def test_rows_that_replicas_cannot_split_are_one_line(tmp_path,
                                                              tiny_dir):
   line = error_line(run_tool("train", "--config=configs/smoke.py",
                              f"--config.data.dir={tiny_dir}", "--cpu_devices=3",
                              "--config.train.distribute=mirrored",
                              f"--workdir={tmp_path / 'run'}"))
   assert ("data.batch_size=10 must be a multiple of the 3 replicas of "
-          "train.distribute in stream mode") in line
+          "train.distribute (each replica keeps the state of its own rows)"
+          ) in line

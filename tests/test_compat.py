@@ -60,12 +60,14 @@ def test_public_path_trains_like_the_fast_path(monkeypatch, corpus_dir,
     assert public[f"{split}_tokens"] == fast[f"{split}_tokens"]
 
 
-def test_distributed_stream_mode_without_internals_is_one_line(tmp_path,
-                                                              tiny_dir):
+@pytest.mark.parametrize("variant", ["", ":sentence"])
+def test_distributed_training_without_internals_is_one_line(tmp_path,
+                                                            tiny_dir, variant):
   line = error_line(run_tool(
-      "train", "--config=configs/smoke.py", f"--config.data.dir={tiny_dir}",
+      "train", f"--config=configs/smoke.py{variant}",
+      f"--config.data.dir={tiny_dir}",
       "--cpu_devices=2", "--config.train.distribute=mirrored",
       f"--workdir={tmp_path / 'run'}",
       env={compat.ENV_SWITCH: "0"}))
-  assert ("train.distribute in stream mode needs kerasrnn's recurrent "
-          "layers") in line
+  assert ("train.distribute needs kerasrnn's recurrent layers (each "
+          "replica's own state)") in line

@@ -20,6 +20,7 @@ from conftest import grammar_sentences
 from conftest import run_tool
 from conftest import smoke_config
 from conftest import write_corpus
+from kerasrnn import fast_path
 from kerasrnn import workdir as wd
 from kerasrnn.data import pipelines
 from kerasrnn.data import text
@@ -348,6 +349,52 @@ def test_score_tool_on_a_split_file_equals_sentence_evaluation(run, tmp_path):
   assert total["num_tokens"] == expected["target_tokens"]
   assert total["perplexity"] == pytest.approx(expected["perplexity"],
                                               rel=1e-5)
+
+
+def long_lines_corpus(workdir, directory):
+  """A run's config pointed at a corpus of its test sentences joined 30 to a
+  line (hundreds of words; same training split, so the same vocabulary).
+
+  Returns:
+    (config, vocabulary, the lines of its test split).
+  """
+  config = wd.load_config(workdir)
+  vocab = wd.load_vocab(workdir)
+  lines = lines_of_test_split(workdir)
+  long_lines = [" ".join(lines[i:i + 30]) for i in range(0, len(lines), 30)]
+  with open(os.path.join(config.data.dir, "ptb.train.txt")) as f:
+    train_lines = f.read().splitlines()
+  config.data.dir = write_corpus(directory, {
+      "train": train_lines, "valid": long_lines[:1], "test": long_lines})
+  split = load_corpus(config.data, vocab).splits["test"]
+  assert split.lengths.max() > 250
+  return config, vocab, long_lines[:split.num_sentences]
+
+
+def sentence_evaluation(workdir, config, vocab, split="test"):
+  """(perplexity, target tokens) of a run's best checkpoint on `split` of
+  the corpus `config` describes, in sentence mode."""
+  model = evaluation.load_best_model(workdir, config, len(vocab))
+  model.compile(**fast_path.compile_options(config))
+  corpus = load_corpus(config.data, vocab)
+  return evaluation.perplexity(
+      model, pipelines.make_dataset(config.data, corpus, split))
+
+
+def test_sentence_evaluation_of_long_lines_is_exact_whatever_max_length(
+    run, loaded, tmp_path):
+  """Lines of hundreds of words are read in chunks of max_length that carry
+  the state: the same figure at every max_length, and the export's."""
+  workdir, _ = run
+  config, vocab, lines = long_lines_corpus(workdir, tmp_path / "long")
+  scored = loaded.signatures["score"](text=tf.constant(lines))
+  tokens = int(tf.reduce_sum(scored["num_tokens"]))
+  expected = np.exp(-float(tf.reduce_sum(scored["log_likelihood"])) / tokens)
+  for max_length in (20, 100, 1_000):
+    config.data.max_length = max_length
+    ppl, count = sentence_evaluation(workdir, config, vocab)
+    assert count == tokens
+    assert ppl == pytest.approx(expected, rel=1e-5), max_length
 
 
 def stream_test_split(workdir, step, chunk):

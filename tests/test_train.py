@@ -312,6 +312,19 @@ def test_a_run_stopped_by_max_hours_continues_as_if_not_stopped(
   _assert_same_run(workdir, uninterrupted(None))
 
 
+def test_a_stopped_run_ends_where_it_stopped_when_asked_for_its_steps(
+    smoke, tmp_path):
+  workdir = str(tmp_path / "run")
+  config = smoke(**{"train.epochs": 3, "train.max_hours": 1e-4})
+  stopped = train.train_and_evaluate(config, workdir)["stopped_at_step"]
+  assert stopped % 50  # Between the evaluations at the epochs' ends.
+  results = train.train_and_evaluate(
+      smoke(**{"train.epochs": 3, "train.steps": stopped}), workdir)
+  assert results["steps"] == stopped
+  assert [float(r["step"]) for r in _history(workdir)] == [stopped]
+  assert os.path.exists(os.path.join(workdir, "results.json"))
+
+
 @pytest.mark.parametrize("longer", [{"train.epochs": 3},
                                     {"train.steps": 130}])
 def test_a_finished_run_trains_on_when_asked_for_more(

@@ -161,6 +161,26 @@ def test_export_scores_like_sentence_evaluation_and_generates(run):
 
 
 @pytest.mark.slow
+def test_export_scores_long_lines_in_the_windows_evaluation_reads(
+    run, tmp_path):
+  """A Transformer's context is data.max_length positions: sentence-mode
+  evaluation reads a longer line in windows of that many, each from its own
+  start, and the export's `score` reads it so too."""
+  from test_serving import long_lines_corpus  # pylint: disable=g-import-not-at-top
+  from test_serving import sentence_evaluation  # pylint: disable=g-import-not-at-top
+  workdir, path, _ = run
+  config, vocab, lines = long_lines_corpus(workdir, tmp_path / "long")
+  assert config.data.max_length < max(len(l.split()) for l in lines)
+  scores = tf.saved_model.load(path).signatures["score"](
+      text=tf.constant(lines))
+  tokens = int(tf.reduce_sum(scores["num_tokens"]))
+  ll = float(tf.reduce_sum(scores["log_likelihood"]))
+  ppl, count = sentence_evaluation(workdir, config, vocab)
+  assert count == tokens
+  assert np.exp(-ll / tokens) == pytest.approx(ppl, rel=1e-5)
+
+
+@pytest.mark.slow
 def test_cached_generation_is_greedy_over_the_whole_prefix_and_stops_at_eos(
     run):
   module = export.load_module(run[0])

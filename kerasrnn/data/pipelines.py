@@ -7,9 +7,11 @@ padding, and both making every token of a split a target exactly once:
   laid out as `batch_size` contiguous rows and cut into `num_steps` windows;
   row r of batch i+1 continues row r of batch i, so a stateful RNN carries its
   state. The last window is padded; fewer than `batch_size` tokens are dropped.
-- sentence: one example per sentence, `<eos> w1 … wn` -> `w1 … wn <eos>`,
-  cut into pieces of at most `max_length`, padded per batch, batched by
-  length buckets to cut padding.
+- sentence: one row per sentence, `<eos> w1 … wn` -> `w1 … wn <eos>`,
+  batched by length buckets to cut padding, padded per batch, and read in
+  chunks of at most `max_length` positions that carry the recurrent state
+  from one to the next (truncated BPTT within the sentence), so that a
+  long sentence is scored as one whatever max_length is.
 
 Both read each batch's tokens when it is needed, from the split's ids (a
 memory map of the token store), so a pipeline's memory does not grow with
@@ -64,55 +66,46 @@ def stream_window(split, batch_size, num_steps, window, rows=None):
   return inputs, targets
 
 
-def sentence_pieces(split, max_length):
-  """Returns <int64>[pieces, 2] (start, end) offsets into the token stream.
-
-  A piece is a sentence, or a part of at most `max_length` tokens of a longer
-  one. Its inputs are the stream shifted by one (see `read_batch`), so a
-  sentence starts from the previous sentence's closing <eos> (the start
-  symbol) and a later piece of a long sentence from the word before it.
-  """
-  starts, ends = split.row_splits[:-1], split.row_splits[1:]
-  per_sentence = -(-(ends - starts) // max_length)
-  first = np.repeat(starts, per_sentence)
-  index = np.arange(len(first)) - np.repeat(
-      np.cumsum(per_sentence) - per_sentence, per_sentence)
-  piece_starts = first + index * max_length
-  piece_ends = np.minimum(piece_starts + max_length,
-                          np.repeat(ends, per_sentence))
-  return np.stack([piece_starts, piece_ends], axis=1).astype(np.int64)
-
-
 def bucket_boundaries(lengths, num_buckets):
   """Length-quantile boundaries: buckets of about equal numbers of examples."""
   qs = np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)[1:-1])
   return sorted(set(int(np.ceil(q)) + 1 for q in qs))
 
 
-def epoch_order(num_pieces, seed, epoch):
-  """The order of a training epoch's pieces: a function of (seed, epoch).
+def chunk_boundaries(boundaries, chunk, longest):
+  """`boundaries` (or none) with one at every multiple of `chunk` (+ 1) up to
+  `longest`: the sentences of one bucket then span the same number of
+  chunks, so every batch of a bucket is that many steps."""
+  multiples = range(chunk + 1, longest + 1, chunk)
+  merged = sorted(set(boundaries if boundaries is not None else ()) |
+                  set(multiples))
+  return np.asarray(merged, np.int64) if merged else None
+
+
+def epoch_order(num_sentences, seed, epoch):
+  """The order of a training epoch's sentences: a function of (seed, epoch).
 
   TensorFlow's stateless shuffle (eager: call it outside tf.data), the
   order kerasrnn has always drawn, so runs of earlier versions reproduce.
   """
   return tf.random.experimental.stateless_shuffle(
-      tf.range(num_pieces, dtype=tf.int64),
+      tf.range(num_sentences, dtype=tf.int64),
       seed=tf.constant([seed, epoch], tf.int64)).numpy()
 
 
 def plan_batches(lengths, order, batch_size, boundaries=None):
-  """The batches of one pass: which pieces each batch holds, in order.
+  """The batches of one pass: which sentences each batch holds, in order.
 
-  The pieces come in `order`; without `boundaries` every `batch_size` of
-  them make a batch. With length buckets (a piece of length n goes to
+  The sentences come in `order`; without `boundaries` every `batch_size`
+  of them make a batch. With length buckets (a sentence of length n goes to
   bucket `searchsorted(boundaries, n, "right")`), a bucket's batch is
-  complete at its `batch_size`-th piece and comes then; what is left in
+  complete at its `batch_size`-th sentence and comes then; what is left in
   the buckets at the end comes last, bucket by bucket (as tf.data's
   `bucket_by_sequence_length` does). Computed from the lengths alone, so
   any batch of a pass is found without reading the ones before it.
 
   Returns:
-    (pieces, starts): batch b holds pieces[starts[b]:starts[b + 1]].
+    (sentences, starts): batch b holds sentences[starts[b]:starts[b + 1]].
   """
   n = len(order)
   if boundaries is None or not n:
@@ -124,7 +117,7 @@ def plan_batches(lengths, order, batch_size, boundaries=None):
   rank = np.arange(n) - np.repeat(first, counts)  # Within its bucket.
   batch = np.repeat(np.cumsum(-(-counts // batch_size)) -
                     -(-counts // batch_size), counts) + rank // batch_size
-  # A batch comes when its last piece arrives, or at the end if partial.
+  # A batch comes when its last sentence arrives, or at the end if partial.
   last = np.zeros(batch[-1] + 1, np.int64)
   np.maximum.at(last, batch, by_bucket)
   size = np.bincount(batch)
@@ -132,15 +125,16 @@ def plan_batches(lengths, order, batch_size, boundaries=None):
   emitted = np.argsort(ready, kind="stable")  # Batches in the order they come.
   rank_of_batch = np.argsort(emitted, kind="stable")
   sequence = np.argsort(rank_of_batch[batch], kind="stable")
-  pieces = order[by_bucket[sequence]]
-  return pieces, np.concatenate([[0], np.cumsum(size[emitted])])
+  sentences = order[by_bucket[sequence]]
+  return sentences, np.concatenate([[0], np.cumsum(size[emitted])])
 
 
-def read_batch(split, pieces):
-  """(inputs, targets) <int32>[len(pieces), longest], right-padded with 0,
-  of the pieces [[start, end], ...]: each its targets and the tokens before
-  them (<eos> before the split's first). One read for the whole batch."""
-  starts, ends = pieces[:, 0], pieces[:, 1]
+def read_batch(split, windows, rows=None):
+  """(inputs, targets) <int32>[rows, longest], right-padded with 0, of the
+  windows [[start, end], ...] of the token stream: each its targets and the
+  tokens before them (<eos> before the split's first). One read for the
+  whole batch; rows past len(windows) (up to `rows`) are all padding."""
+  starts, ends = windows[:, 0], windows[:, 1]
   lengths = ends - starts
   width = int(lengths.max(initial=0))
   position = starts[:, None] + np.arange(width)
@@ -150,7 +144,9 @@ def read_batch(split, pieces):
   before = np.maximum(position - 1, 0)
   inputs = np.where(real, ids[np.where(real, before, 0)], 0)
   inputs[(starts == 0) & (lengths > 0), 0] = text.EOS_ID
-  return inputs.astype(np.int32), targets.astype(np.int32)
+  extra = ((0, (rows or len(windows)) - len(windows)), (0, 0))
+  return (np.pad(inputs.astype(np.int32), extra),
+          np.pad(targets.astype(np.int32), extra))
 
 
 class Layout:
@@ -159,11 +155,21 @@ class Layout:
   A pass over the split is `steps_per_epoch` batches. Step g of a training
   run is batch g mod steps_per_epoch of epoch g // steps_per_epoch, and
   `batch(g)` reads it directly: in stream mode the window (each row
-  continuing the row of the step before, whose state the model carries),
-  in sentence mode the batch of that epoch's order (`epoch_order`, bucketed
-  by `plan_batches`). So a run may start at any step without reading the
-  batches before it, and a resumed run reads what an uninterrupted one
-  reads.
+  continuing the row of the step before, whose state the model carries);
+  in sentence mode a chunk of a batch of whole sentences. So a run may
+  start at any step without reading the batches before it, and a resumed
+  run reads what an uninterrupted one reads.
+
+  Sentence mode: each epoch's order of the sentences (`epoch_order`) is
+  batched by length buckets (`plan_batches`), `batch_size` rows a batch
+  (a bucket's last batch filled up with empty rows), and a batch is read
+  in chunks of at most `data.max_length` positions, one step each: row r
+  of chunk c + 1 goes on with the sentence of row r of chunk c, whose
+  recurrent state the model carries, and a row whose first input is <eos>
+  starts a sentence (the model starts it from zero state). The bucket
+  boundaries include every multiple of max_length (`chunk_boundaries`), so
+  all batches of a bucket are the same number of chunks and an epoch the
+  same number of steps whatever its order.
 
   Args:
     data: the `config.data` ConfigDict.
@@ -189,25 +195,39 @@ class Layout:
       _, self.steps_per_epoch = stream_layout(self.split, self.batch_size,
                                               data.num_steps)
       return
-    self.pieces = sentence_pieces(self.split, data.max_length)
-    self.lengths = self.pieces[:, 1] - self.pieces[:, 0]
-    self.boundaries = None
+    self.lengths = self.split.lengths
+    self.chunk = data.max_length
+    boundaries = None
     if data.bucket:
-      self.boundaries = np.asarray(
-          list(data.bucket_boundaries) or bucket_boundaries(
-              np.minimum(corpus.splits["train"].lengths, data.max_length),
-              data.num_buckets))
-      per_bucket = np.bincount(
-          np.searchsorted(self.boundaries, self.lengths, "right"))
-    else:
+      boundaries = list(data.bucket_boundaries) or bucket_boundaries(
+          np.minimum(corpus.splits["train"].lengths, self.chunk),
+          data.num_buckets)
+    self.boundaries = chunk_boundaries(boundaries, self.chunk,
+                                       int(self.lengths.max(initial=0)))
+    if self.boundaries is None:
       per_bucket = np.array([len(self.lengths)])
-    self.steps_per_epoch = int(np.sum(-(-per_bucket // self.batch_size)))
+      chunks = np.array([1])
+    else:
+      bucket = np.searchsorted(self.boundaries, self.lengths, "right")
+      per_bucket = np.bincount(bucket, minlength=len(self.boundaries) + 1)
+      longest = np.zeros(len(per_bucket), np.int64)
+      np.maximum.at(longest, bucket, self.lengths)
+      chunks = np.maximum(-(-longest // self.chunk), 1)
+    self.steps_per_epoch = int(np.sum(-(-per_bucket // self.batch_size) *
+                                      chunks))
 
   def plan(self, epoch):
-    """(pieces, starts) of one epoch's batches (`plan_batches`)."""
-    order = (epoch_order(len(self.pieces), self.data.seed, epoch)
-             if self.training else np.arange(len(self.pieces)))
-    return plan_batches(self.lengths, order, self.batch_size, self.boundaries)
+    """(sentences, starts, first steps) of one epoch's batches: batch b
+    holds sentences[starts[b]:starts[b + 1]] and is steps
+    [first[b], first[b + 1]) of the epoch."""
+    order = (epoch_order(len(self.lengths), self.data.seed, epoch)
+             if self.training else np.arange(len(self.lengths)))
+    sentences, starts = plan_batches(self.lengths, order, self.batch_size,
+                                     self.boundaries)
+    longest = np.maximum.reduceat(self.lengths[sentences], starts[:-1]) if (
+        len(sentences)) else np.zeros(0, np.int64)
+    first = np.concatenate([[0], np.cumsum(-(-longest // self.chunk))])
+    return sentences, starts, first
 
   def batch(self, step, plans=None):
     """(inputs, targets) <int32>[batch, time] of global step `step`.
@@ -219,9 +239,15 @@ class Layout:
     if self.data.mode == "stream":
       return stream_window(self.split, self.batch_size, self.data.num_steps,
                            index, self.rows)
-    order, starts = plans[epoch] if plans else self.plan(epoch)
+    sentences, starts, first = plans[epoch] if plans else self.plan(epoch)
+    b = int(np.searchsorted(first, index, "right")) - 1
+    chosen = sentences[starts[b]:starts[b + 1]]
+    begin = self.split.row_splits[chosen] + (index - first[b]) * self.chunk
+    end = self.split.row_splits[chosen + 1]
+    begin = np.minimum(begin, end)  # Rows whose sentence has ended.
     return read_batch(self.split,
-                      self.pieces[order[starts[index]:starts[index + 1]]])
+                      np.stack([begin, np.minimum(end, begin + self.chunk)],
+                               axis=1), self.batch_size)
 
   def dataset(self, start=0, stop=None):
     """The batches of global steps [start, stop) (default: one pass)."""
@@ -230,7 +256,7 @@ class Layout:
       shape = [(self.rows or (0, self.batch_size))[1], self.data.num_steps]
       read = self.batch
     else:
-      shape = [None, None]
+      shape = [self.batch_size, None]
       # The epochs' plans, computed here (they draw the order with
       # TensorFlow), read by the pipeline.
       epochs = range(start // self.steps_per_epoch,

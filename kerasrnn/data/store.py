@@ -1,6 +1,7 @@
 """The token store: a corpus prepared once, then read through memory maps.
 
-  <store>/manifest.json    format, settings, id type, counts, fingerprint
+  <store>/manifest.json    format, settings, id type, counts, fingerprint,
+                           each file's SHA-256 (`verify` checks them)
   <store>/vocab.txt        the vocabulary (line number = id)
   <store>/<split>.ids      the split's token ids, <eos> after each sentence
                            (uint16 when the vocabulary fits, else uint32)
@@ -19,7 +20,11 @@ Every command gets its corpus from a store (`kerasrnn.data.corpus`):
 `data.store` names one prepared with `kerasrnn-data --prepare=DIR`; without
 it, a store is prepared on first use in the cache ($KERASRNN_CACHE/stores,
 default ~/.cache/kerasrnn/stores), keyed by the settings and the files'
-sizes and times, so today's commands work unchanged.
+sizes and times, so today's commands work unchanged; one process prepares
+a cached store while others wait for it.
+
+The parts below: sources (text, gzip, TFDS), tokenising, writing and
+renumbering, the manifest, reading, the cache.
 """
 import contextlib
 import fcntl
@@ -63,7 +68,7 @@ def settings(data):
           if data.source == "tfds" or k not in TFDS_SETTINGS}
 
 
-# ---------------------------------------------------------------- sources --
+# --------------------------------------------------------------- sources --
 
 
 def split_files(data):
@@ -150,7 +155,7 @@ def source_key(data):
   return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-# ---------------------------------------------------------------- prepare --
+# ------------------------------------------------------------ tokenising --
 
 
 def _tokenised(blocks, data, per_block, cut):
@@ -219,6 +224,9 @@ def _encoded(blocks, data, table):
 
   return _tokenised(blocks, data, encode,
                     lambda parts, n: (parts[0][:n], parts[1][:n]))
+
+
+# ----------------------------------------------- writing and renumbering --
 
 
 class _Writer:
@@ -346,7 +354,7 @@ def _prepare_train(tmp, data, blocks):
   return vocab, {"train": {"tokens": writer.tokens}}
 
 
-# ------------------------------------------------------------------- read --
+# ---------------------------------------------------------- the manifest --
 
 
 def fingerprint(vocab, splits):
@@ -368,28 +376,6 @@ def fingerprint(vocab, splits):
     for start in range(0, len(offsets), step):
       digest.update(np.asarray(offsets[start:start + step], "<i8").tobytes())
   return digest.hexdigest()
-
-
-def _open_splits(directory, manifest):
-  """{split: (ids, offsets)} memory maps, checked against the manifest."""
-  out = {}
-  dtype = np.dtype(manifest["dtype"])
-  for split, counts in manifest["splits"].items():
-    arrays = []
-    for suffix, kind, length in (("ids", dtype, counts["tokens"]),
-                                 ("offsets", np.dtype("<i8"),
-                                  counts["sentences"] + 1)):
-      p = os.path.join(directory, f"{split}.{suffix}")
-      if not os.path.isfile(p):
-        raise UserError(f"the token store {directory} has no {split}.{suffix}; "
-                        f"{FIX}")
-      size = os.path.getsize(p)
-      if size != length * kind.itemsize:
-        raise files.DamagedFile(p, f"{size:,} bytes, its manifest says "
-                                f"{length * kind.itemsize:,}", FIX)
-      arrays.append(np.memmap(p, kind, "r"))
-    out[split] = tuple(arrays)
-  return out
 
 
 def _file_digest(path):
@@ -438,6 +424,59 @@ def read_manifest(directory):
   return manifest
 
 
+# --------------------------------------------------------------- reading --
+
+
+def _open_splits(directory, manifest):
+  """{split: (ids, offsets)} memory maps, checked against the manifest."""
+  out = {}
+  dtype = np.dtype(manifest["dtype"])
+  for split, counts in manifest["splits"].items():
+    arrays = []
+    for suffix, kind, length in (("ids", dtype, counts["tokens"]),
+                                 ("offsets", np.dtype("<i8"),
+                                  counts["sentences"] + 1)):
+      p = os.path.join(directory, f"{split}.{suffix}")
+      if not os.path.isfile(p):
+        raise UserError(f"the token store {directory} has no {split}.{suffix}; "
+                        f"{FIX}")
+      size = os.path.getsize(p)
+      if size != length * kind.itemsize:
+        raise files.DamagedFile(p, f"{size:,} bytes, its manifest says "
+                                f"{length * kind.itemsize:,}", FIX)
+      arrays.append(np.memmap(p, kind, "r"))
+    out[split] = tuple(arrays)
+  return out
+
+
+def open_store(directory, data):
+  """Opens a prepared store for the corpus `data` describes.
+
+  Returns:
+    (manifest, vocabulary, {split: (ids, offsets) memory maps}).
+
+  Raises:
+    UserError: one line if the store is missing, damaged, or was prepared
+      with other settings than `data`'s.
+  """
+  manifest = read_manifest(directory)
+  ours = settings(data)
+  theirs = manifest.get("settings", {})
+  diff = [f"data.{k}={theirs.get(k)!r}, the config asks for {v!r}"
+          for k, v in ours.items() if theirs.get(k) != v]
+  if diff:
+    raise UserError(f"the token store {directory} was prepared with "
+                    f"{diff[0]}; prepare a store for these settings "
+                    "(kerasrnn-data --prepare=NEWDIR) or set data.store='' "
+                    "to use the cache")
+  vocab = Vocabulary.load(os.path.join(directory, "vocab.txt"), FIX)
+  if len(vocab) != manifest["vocab_size"]:
+    raise files.DamagedFile(os.path.join(directory, "vocab.txt"),
+                            f"{len(vocab)} words, its manifest says "
+                            f"{manifest['vocab_size']}", FIX)
+  return manifest, vocab, _open_splits(directory, manifest)
+
+
 def verify(directory):
   """Reads every file of a store and checks it against its manifest.
 
@@ -471,32 +510,7 @@ def verify(directory):
                               manifest["splits"].items()}}
 
 
-def open_store(directory, data):
-  """Opens a prepared store for the corpus `data` describes.
-
-  Returns:
-    (manifest, vocabulary, {split: (ids, offsets) memory maps}).
-
-  Raises:
-    UserError: one line if the store is missing, damaged, or was prepared
-      with other settings than `data`'s.
-  """
-  manifest = read_manifest(directory)
-  ours = settings(data)
-  theirs = manifest.get("settings", {})
-  diff = [f"data.{k}={theirs.get(k)!r}, the config asks for {v!r}"
-          for k, v in ours.items() if theirs.get(k) != v]
-  if diff:
-    raise UserError(f"the token store {directory} was prepared with "
-                    f"{diff[0]}; prepare a store for these settings "
-                    "(kerasrnn-data --prepare=NEWDIR) or set data.store='' "
-                    "to use the cache")
-  vocab = Vocabulary.load(os.path.join(directory, "vocab.txt"), FIX)
-  if len(vocab) != manifest["vocab_size"]:
-    raise files.DamagedFile(os.path.join(directory, "vocab.txt"),
-                            f"{len(vocab)} words, its manifest says "
-                            f"{manifest['vocab_size']}", FIX)
-  return manifest, vocab, _open_splits(directory, manifest)
+# ------------------------------------------------------------- the cache --
 
 
 def store_dir(data):

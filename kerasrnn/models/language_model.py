@@ -11,6 +11,7 @@ from keras import ops
 import tensorflow as tf
 
 from kerasrnn import compat
+from kerasrnn.data import text
 from kerasrnn.errors import UserError
 from kerasrnn.models import adaptive
 from kerasrnn.models import output
@@ -79,13 +80,14 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
       raise ValueError("LanguageModel weights tokens by their targets "
                        "(0 = padding); it takes no sample_weight")
     nll = self.target_nll(x, y, training=training)
-    self.loss_tracker.update_state(nll)
+    # Rows without targets (a sentence-mode batch's filling) do not count.
+    rows = ops.sum(ops.cast(ops.any(ops.greater(y, 0), axis=1), nll.dtype))
+    self.loss_tracker.update_state(nll, rows)
     self.perplexity.update_from_nll(y, nll)
     # Under tf.distribute each replica returns its share of the global loss
     # (its NLL sum over all replicas' rows), so the summed gradients are
     # exactly the single-device ones, however a batch splits.
-    rows = replicas.global_sum(ops.cast(ops.shape(nll)[0], nll.dtype))
-    return ops.divide_no_nan(ops.sum(nll), rows)
+    return ops.divide_no_nan(ops.sum(nll), replicas.global_sum(rows))
 
   # The steps are Keras's TensorFlow steps, with three changes that only
   # matter under tf.distribute (on one device they compute the same):
@@ -94,8 +96,23 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
   # the global batch's (`GlobalRatio`), and the logs are [1]-shaped for
   # multi-worker strategies (Keras 3 reduces those logs along axis 0).
 
+  # Sentence mode's stateful model (`build_model(..., stateful=True)`) reads
+  # a batch of sentences in chunks, carrying the state from one chunk to
+  # the next; a row whose first input is <eos> starts a sentence.
+  starts_sentences_at_eos = False
+
+  def _start_sentences(self, x):
+    """Zeroes the carried state of the rows of `x` that start a sentence."""
+    if not self.starts_sentences_at_eos:
+      return
+    starts = ops.equal(x[:, :1], text.EOS_ID)
+    for layer in rnn_layers(self):
+      for state in layer.states:
+        state.assign(ops.where(starts, ops.zeros_like(state), state))
+
   def train_step(self, data):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+    self._start_sentences(x)
     with tf.GradientTape() as tape:
       loss = self._loss(x, y, weights, training=True)
     self._apply_clipped(tape.gradient(loss, self.trainable_weights))
@@ -103,6 +120,7 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
 
   def test_step(self, data):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+    self._start_sentences(x)
     self._loss(x, y, weights, training=False)
     return self._logs()
 
@@ -163,20 +181,24 @@ def rnn_layers(model):
 
 
 def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
-                stock_layers=None, gate_matmuls=False):
+                stock_layers=None, gate_matmuls=False, stateful=None):
   """Builds the language model described by `config`.
 
   Stream mode gives stateful recurrent layers over fixed [batch, num_steps]
   windows (state carried across batches; unrolled when model.unroll);
-  sentence mode gives stateless layers over [batch, time] with
-  `Embedding(mask_zero=True)`, so the padding mask reaches every layer.
+  sentence mode gives layers over [batch, time] with
+  `Embedding(mask_zero=True)`, so the padding mask reaches every layer:
+  stateless (any batch, each row from zero state), or, as training and
+  evaluation read sentences in chunks (`kerasrnn.data.pipelines.Layout`),
+  stateful over a fixed batch, each row's state carried from one chunk to
+  the next and zeroed where the row's first input is <eos>.
   model.cell=transformer gives `kerasrnn.models.transformer`'s blocks
-  instead of recurrent layers (no state: each stream window on its own).
+  instead of recurrent layers (no state: each window or chunk on its own).
 
   Args:
     config: the full config (reads `model` and `data.mode`/`data.num_steps`).
     vocab_size: vocabulary size including id 0 (padding).
-    batch_size: stream mode only: the fixed batch size (default
+    batch_size: a stateful model's fixed batch size (default
       config.data.batch_size).
     use_cudnn: passed to the recurrent layers; False keeps cuDNN-only ops out
       of graphs that must run anywhere (exports).
@@ -187,6 +209,9 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
       instead of one for all gates (same weights, same results; faster
       where the step runs without XLA). `kerasrnn.fast_path.build_model`
       passes this machine's choice.
+    stateful: sentence mode: True for the chunked model training and
+      evaluation run, False (the default) for the stateless one; stream
+      mode is always stateful.
 
   Returns:
     An uncompiled `LanguageModel` mapping <int32>[batch, time] ids to
@@ -196,11 +221,12 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
   """
   m = config.model
   stream = config.data.mode == "stream"
+  stateful = stream or bool(stateful)
   init = lambda: (keras.initializers.RandomUniform(-m.init_scale, m.init_scale)
                   if m.init_scale else None)
   inputs = keras.Input(
       shape=(config.data.num_steps if stream else None,), dtype="int32",
-      batch_size=(batch_size or config.data.batch_size) if stream else None,
+      batch_size=(batch_size or config.data.batch_size) if stateful else None,
       name="token_ids")
   embedding = regularizers.Embedding(
       vocab_size, m.embedding_size or m.hidden_size, mask_zero=not stream,
@@ -211,7 +237,7 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
     x = _transformer_blocks(m, x, init)
   else:
     x = _recurrent_layers(config, x, init, use_cudnn, stock_layers,
-                          gate_matmuls)
+                          gate_matmuls, stateful)
   if m.softmax == "adaptive":
     output = adaptive.AdaptiveSoftmax(
         vocab_size, m.adaptive_cutoffs, m.adaptive_factor,
@@ -222,14 +248,17 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
                     kernel_initializer=init(),
                     bias_initializer=init() or "zeros", name="logits")
   logits = output(x)
-  return LanguageModel(inputs, logits, name=f"{m.cell}_language_model")
+  model = LanguageModel(inputs, logits, name=f"{m.cell}_language_model")
+  model.starts_sentences_at_eos = stateful and not stream
+  return model
 
 
 def _rate(m, rate):
   return m.dropout if rate is None else rate
 
 
-def _recurrent_layers(config, x, init, use_cudnn, stock_layers, gate_matmuls):
+def _recurrent_layers(config, x, init, use_cudnn, stock_layers, gate_matmuls,
+                      stateful):
   """Dropout -> LSTM/GRU -> Dropout, x num_layers, on the embeddings x."""
   m, stream = config.model, config.data.mode == "stream"
   if stock_layers is None:
@@ -238,18 +267,18 @@ def _recurrent_layers(config, x, init, use_cudnn, stock_layers, gate_matmuls):
     raise UserError("config model.weight_drop needs kerasrnn's recurrent "
                     "layers, which this Keras version or "
                     f"{compat.ENV_SWITCH}=0 turned off; set it to 0")
-  if stock_layers and stream and (
+  if stock_layers and stateful and (
       tf.distribute.get_strategy().num_replicas_in_sync > 1):
-    raise UserError("config train.distribute in stream mode needs kerasrnn's "
-                    "recurrent layers (each replica's own state), which this "
-                    f"Keras version or {compat.ENV_SWITCH}=0 turned off; use "
-                    "data.mode=sentence")
+    raise UserError("config train.distribute needs kerasrnn's recurrent "
+                    "layers (each replica's own state), which this Keras "
+                    f"version or {compat.ENV_SWITCH}=0 turned off; train on "
+                    "one device")
   layers = keras.layers if stock_layers else recurrent
   x = regularizers.dropout(_rate(m, m.input_dropout), m.locked_dropout,
                            "embedding_dropout")(x)
   for i in range(m.num_layers):
     last = i == m.num_layers - 1
-    kwargs = dict(return_sequences=True, stateful=stream,
+    kwargs = dict(return_sequences=True, stateful=stateful,
                   unroll=stream and m.unroll, use_cudnn=use_cudnn,
                   name=f"{m.cell}_{i}")
     if not stock_layers:

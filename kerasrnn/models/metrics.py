@@ -124,14 +124,16 @@ class GlobalRatio(keras.metrics.Metric):
 
 
 class MeanSequenceLoss(GlobalRatio):
-  """`SequenceLoss` over every row seen: summed NLL / number of rows."""
+  """`SequenceLoss` over every row seen: summed NLL / number of rows with
+  targets (a sentence-mode batch's empty filling rows do not count)."""
 
   def __init__(self, name="loss", **kwargs):
     super().__init__(name=name, **kwargs)
 
-  def update_state(self, nll):
-    """Adds <float>[batch, time] per-token NLL (0 at padding)."""
-    self.add(ops.sum(nll), ops.shape(nll)[0])
+  def update_state(self, nll, rows):
+    """Adds <float>[batch, time] per-token NLL (0 at padding) of `rows`
+    rows with targets."""
+    self.add(ops.sum(nll), rows)
 
   def result(self):
     return self.ratio()

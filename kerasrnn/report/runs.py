@@ -37,11 +37,17 @@ class Run:
   def name(self):
     return os.path.basename(os.path.normpath(self.path))
 
+  def model_name(self):
+    """"LSTM 2x200", "LSTM 2x200 adaptive" (with the adaptive softmax)."""
+    m = self.config["model"]
+    return (f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}"
+            + (" adaptive" if m.get("softmax") == "adaptive" else ""))
+
   def label(self):
     m, t = self.config["model"], self.config["train"]
     dropout = f"dropout {m['dropout']:g}" if m["dropout"] else "no dropout"
-    return (f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}, "
-            f"{dropout}, {t['optimizer'].upper()} lr {t['learning_rate']:g}")
+    return (f"{self.model_name()}, {dropout}, "
+            f"{t['optimizer'].upper()} lr {t['learning_rate']:g}")
 
   def best(self):
     """The history row with the lowest validation perplexity (or None)."""
@@ -66,8 +72,7 @@ class Run:
             f"{last['epoch']:.3g} ({last['step']:,.0f}/{t['steps']:,} steps)")
     return {
         "run": self.name,
-        "model": f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}"
-                 + (" adaptive" if m.get("softmax") == "adaptive" else ""),
+        "model": self.model_name(),
         "dropout": m["dropout"], "optimizer": t["optimizer"],
         "learning_rate": t["learning_rate"],
         "parameters": sum(params.values()),

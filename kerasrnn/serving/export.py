@@ -28,11 +28,13 @@ def load_module(workdir, top_k=10, max_new_tokens=200):
   config = wd.load_config(workdir)
   config.data.mode = "sentence"  # Stateless, masked, any batch and length.
   vocab = wd.load_vocab(workdir)
-  model = load_best_model(workdir, config, len(vocab), use_cudnn=False)
+  model = load_best_model(workdir, config, len(vocab), use_cudnn=False,
+                          stateful=False)
   return LanguageModelModule(
       model, wd.path(workdir, "vocab.txt"), vocab.words,
       lowercase=config.data.lowercase, tokenizer=config.data.tokenizer,
-      top_k=top_k, max_new_tokens=max_new_tokens)
+      top_k=top_k, max_new_tokens=max_new_tokens,
+      context=config.data.max_length)
 
 
 def export(workdir, export_base, top_k=10, max_new_tokens=200):

@@ -224,13 +224,19 @@ class LanguageModelModule(tf.Module):
     max_new_tokens: cap on `generate`'s max_tokens.
     fused_max_batch: an LSTM's batches of up to this many rows run its
       fused op (`RecurrentDecoder`).
+    context: a Transformer's context in training (config.data.max_length):
+      `score` and `next_words` read a text in windows of this many
+      positions, each from its own start, as sentence-mode evaluation reads
+      it; None = the whole text at once. Recurrent models carry their
+      state over any length and ignore it.
   """
 
   def __init__(self, model, vocab_file, vocab_words, lowercase=False,
                tokenizer="whitespace", top_k=10, max_new_tokens=200,
-               fused_max_batch=4):
+               fused_max_batch=4, context=None):
     super().__init__(name="kerasrnn")
     self.model = model
+    self.context = None if rnn_layers(model) else context
     # Listed explicitly (as keras.export.ExportArchive does) so that every
     # weight is a named variable of the SavedModel's checkpoint, which the
     # TF1-style loader of TF Serving and saved_model_cli restores.
@@ -335,15 +341,29 @@ class LanguageModelModule(tf.Module):
     """<float32>[batch, time, width] top-layer outputs of right-padded
     inputs (the output layer's inputs)."""
     shape = tf.shape(inputs)
+    width = self.model.get_layer("logits").input.shape[-1]
     # Keras's recurrent layers fail on an empty batch, whose answer is
     # empty anyway.
     model = lambda: tf.cond(
-        tf.size(inputs) > 0, lambda: self.model.hidden_states(inputs),
-        lambda: tf.zeros([shape[0], shape[1],
-                          self.model.get_layer("logits").input.shape[-1]]))
+        tf.size(inputs) > 0, lambda: self._windowed(inputs),
+        lambda: tf.zeros([shape[0], shape[1], width]))
     fused = lambda: self.decoder.hidden_states(
         inputs, self.initial_states(shape[0]))
     return self._fused_or(shape[0], fused, model)
+
+  def _windowed(self, inputs):
+    """The model's hidden states; a Transformer's in windows of
+    `self.context` positions (rows cut into windows, then put back)."""
+    if self.context is None:
+      return self.model.hidden_states(inputs)
+    shape = tf.shape(inputs)
+    windows = (shape[1] + self.context - 1) // self.context
+    cut = tf.reshape(
+        tf.pad(inputs, [[0, 0], [0, windows * self.context - shape[1]]]),
+        [shape[0] * windows, self.context])
+    hidden = self.model.hidden_states(cut)
+    return tf.reshape(hidden, [shape[0], windows * self.context,
+                               hidden.shape[-1]])[:, :shape[1]]
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
   def score(self, text_in):

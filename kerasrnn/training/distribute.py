@@ -173,13 +173,13 @@ def shard_by_data(dataset):
 
 
 def replica_batch_size(strategy, batch_size):
-  """Rows per replica of a stream-mode batch; a one-line error unless the
-  replicas split it evenly."""
+  """Rows per replica of a batch; a one-line error unless the replicas
+  split it evenly."""
   n = strategy.num_replicas_in_sync
   if batch_size % n:
     raise UserError(f"config data.batch_size={batch_size} must be a multiple "
-                    f"of the {n} replicas of train.distribute in stream mode "
-                    "(each replica keeps the state of its own rows)")
+                    f"of the {n} replicas of train.distribute (each replica "
+                    "keeps the state of its own rows)")
   return batch_size // n
 
 

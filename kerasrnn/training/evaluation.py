@@ -24,9 +24,13 @@ def perplexity(model, dataset, callbacks=()):
   return float(logs["perplexity"]), int(model.perplexity.count.numpy())
 
 
-def load_best_model(workdir, config, vocab_size, use_cudnn="auto"):
-  """The model `config` describes, with the best checkpoint of `workdir`."""
-  model = fast_path.build_model(config, vocab_size, use_cudnn=use_cudnn)
+def load_best_model(workdir, config, vocab_size, use_cudnn="auto",
+                    stateful=True):
+  """The model `config` describes, with the best checkpoint of `workdir`
+  (`stateful`: as training and evaluation run it; False in sentence mode
+  for a model of any batch that reads each row from zero state)."""
+  model = fast_path.build_model(config, vocab_size, use_cudnn=use_cudnn,
+                                stateful=stateful)
   wd.load_best(model, workdir)
   return model
 
@@ -46,7 +50,8 @@ def evaluate(workdir, split="test", batch_size=None, mode=None):
     split: 'train', 'valid' or 'test'.
     batch_size: evaluation batch size (default: the run's).
     mode: 'stream' or 'sentence' (default: the run's); sentence mode scores
-      every sentence from a fresh state, as the exported model does.
+      every sentence from a fresh state, as the exported model does,
+      whatever data.max_length (the chunks carry the state).
 
   Returns:
     {"split", "mode", "batch_size", "perplexity", "target_tokens"}.

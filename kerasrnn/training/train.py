@@ -255,6 +255,11 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
       return {"stopped_at_step": run.step}
     if run.is_save(run.step) or run.is_evaluation(run.step):
       run.save(run_dir, model)
+  rows = wd.read_history(run_dir)
+  if run.step and (not rows or rows[-1]["step"] < run.step):
+    # A run stopped by train.max_hours between evaluations, ended where it
+    # stopped (train.steps set to its step): its last step is validated.
+    _evaluate(run, model, data, run_dir, extra_callbacks)
   if not os.path.exists(wd.path(run_dir, wd.BEST)):
     raise UserError("training diverged (perplexity not finite) before its "
                     "first checkpoint; lower train.learning_rate or "
@@ -284,11 +289,11 @@ class _Data:
     self.steps_per_epoch = self.layout.steps_per_epoch
     self.tokens_per_epoch = pipelines.num_targets(data, corpus.splits["train"])
     self.replica_batch_size = None  # The config's.
-    self._stream_replicas = (data.mode == "stream" and
-                             strategy.num_replicas_in_sync > 1)
-    if self._stream_replicas:
+    if strategy.num_replicas_in_sync > 1:
       self.replica_batch_size = distribute.replica_batch_size(
           strategy, data.batch_size)
+    self._stream_replicas = (data.mode == "stream" and
+                             strategy.num_replicas_in_sync > 1)
     self._held_out = {}
 
   def _distributed(self, corpus, split, training, start, stop):
