@@ -14,6 +14,9 @@ ALL_ON = {"model.dropout": 0.3, "model.input_dropout": 0.4,
 
 
 def test_locked_dropout_masks_are_constant_over_time_and_differ_by_row():
+  # Seeded: two of 64 random 16-unit masks are equal by chance in ~3 % of
+  # draws, so an unseeded draw made this test depend on the tests before.
+  keras.utils.set_random_seed(0)
   layer = regularizers.dropout(0.5, locked=True, name="locked")
   x = np.ones((64, 30, 16), np.float32)
   y = keras.ops.convert_to_numpy(layer(x, training=True))
