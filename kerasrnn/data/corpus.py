@@ -36,7 +36,8 @@ class Split:
 
   @property
   def lengths(self):
-    return np.diff(self.row_splits)
+    """<int32>[sentences]: tokens per sentence."""
+    return np.diff(self.row_splits).astype(np.int32)
 
   def head(self, tokens):
     """The split's first sentences, up to `tokens` tokens (at least one)."""
