@@ -157,12 +157,19 @@ def write_json(workdir, name, value):
   files.write_json(path(workdir, name), value)
 
 
+# Sentence mode's layout: 2 = sentences longer than data.max_length read in
+# chunks that carry the state (kerasrnn 0.4); before, cut into separate rows.
+SENTENCE_LAYOUT = 2
+
+
 def data_fingerprint(corpus):
-  """{sha256, tokens, vocab_size}: the content of a corpus's vocabulary and
-  token ids (`kerasrnn.data.store.fingerprint`)."""
+  """{sha256, tokens, vocab_size, sentence_layout}: the content of a
+  corpus's vocabulary and token ids (`kerasrnn.data.store.fingerprint`),
+  and how sentence mode lays them out."""
   return {"sha256": corpus.fingerprint,
           "tokens": {n: int(s.num_tokens) for n, s in corpus.splits.items()},
-          "vocab_size": len(corpus.vocab)}
+          "vocab_size": len(corpus.vocab),
+          "sentence_layout": SENTENCE_LAYOUT}
 
 
 def _identity_differences(stored, current):
@@ -190,8 +197,15 @@ def check_config(workdir, config):
   return True
 
 
-def check_data(workdir, corpus):
-  """Refuses to resume a run on data other than those it started with."""
+def check_data(workdir, corpus, data):
+  """Refuses to resume a run on data other than those it started with, or
+  a sentence-mode run whose batches this version lays out otherwise.
+
+  Args:
+    workdir: the run's directory.
+    corpus: the `Corpus` it is given now.
+    data: the run's `config.data`.
+  """
   stored = read_json(workdir, "data.json")
   if stored is None:  # Runs from before data.json; nothing to compare.
     return
@@ -201,6 +215,16 @@ def check_data(workdir, corpus):
         f"workdir {workdir} holds a run on other data (tokens per split "
         f"{stored.get('tokens')}, now {now['tokens']}); point data.dir at the "
         "run's data or use a new --workdir")
+  longest = int(corpus.splits["train"].lengths.max(initial=0))
+  if (data.mode == "sentence" and longest > data.max_length
+      and stored.get("sentence_layout", 1) != SENTENCE_LAYOUT):
+    raise UserError(
+        f"workdir {workdir} holds a sentence-mode run of kerasrnn before 0.4, "
+        f"which cut sentences longer than data.max_length={data.max_length} "
+        f"(the longest has {longest} tokens) into separate rows; this version "
+        "reads them in chunks that carry the state, so its steps would not "
+        "continue that run: train it again in a new --workdir, or finish it "
+        "with kerasrnn 0.3")
 
 
 def claim(workdir, config, corpus):

@@ -58,6 +58,27 @@ def test_data_fingerprint_follows_content_not_path(tiny_dir, tmp_path):
   assert changed["sha256"] != wd.data_fingerprint(_corpus(config))["sha256"]
 
 
+@pytest.mark.parametrize("max_length, refused", [(4, True), (100, False)])
+def test_a_sentence_run_of_the_old_layout_is_refused_only_with_long_sentences(
+    tiny_dir, tmp_path, max_length, refused):
+  config = smoke_config(tiny_dir, overrides={"data.mode": "sentence",
+                                             "data.max_length": max_length})
+  corpus = _corpus(config)
+  wd.claim(str(tmp_path), config, corpus)
+  wd.check_data(str(tmp_path), corpus, config.data)  # This version's run.
+  old = wd.read_json(str(tmp_path), "data.json")
+  del old["sentence_layout"]  # As kerasrnn 0.3 wrote it.
+  wd.write_json(str(tmp_path), "data.json", old)
+  if refused:
+    with pytest.raises(UserError, match=r"before 0\.4.*max_length=4 \(the "
+                       r"longest has \d+ tokens\).*new --workdir"):
+      wd.check_data(str(tmp_path), corpus, config.data)
+  else:
+    wd.check_data(str(tmp_path), corpus, config.data)
+  config.data.mode = "stream"  # Stream mode's layout did not change.
+  wd.check_data(str(tmp_path), corpus, config.data)
+
+
 class _Stop(Exception):
   pass
 

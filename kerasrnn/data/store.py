@@ -490,7 +490,7 @@ def verify(directory):
   manifest = read_manifest(directory)
   arrays = _open_splits(directory, manifest)
   digests = manifest.get("sha256")
-  if digests:  # Stores prepared by kerasrnn 0.3 and later.
+  if digests:  # Stores prepared with per-file digests.
     for name, digest in digests.items():
       path = os.path.join(directory, name)
       if not os.path.isfile(path):

@@ -188,7 +188,7 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
   keras.utils.set_random_seed(config.train.seed)
   corpus = load_corpus(config.data, vocab)
   if resumed:
-    wd.check_data(run_dir, corpus)
+    wd.check_data(run_dir, corpus, config.data)
   data = _Data(config, corpus, strategy)
   total = config.train.steps or config.train.epochs * data.steps_per_epoch
   done = finished and finished.get(
