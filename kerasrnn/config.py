@@ -18,7 +18,8 @@ SOFTMAXES = ("full", "adaptive")
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("stream", "sentence")
 SOURCES = ("ptb", "text", "tfds")
-TOKENIZERS = ("whitespace", "punctuation")
+TOKENIZERS = ("whitespace", "punctuation", "sentencepiece")
+SENTENCEPIECE_TYPES = ("unigram", "bpe")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 SCHEDULES = ("epoch_decay", "constant", "cosine", "linear", "inverse_sqrt",
              "plateau")
@@ -40,9 +41,17 @@ def base_config():
   data.valid_file = ""
   data.test_file = ""
   data.lowercase = False  # Lowercase raw text before tokenising.
-  data.tokenizer = "whitespace"  # whitespace | punctuation (splits . , ! ...).
-  data.max_vocab_size = 0  # Keep the most frequent words (0 = all).
+  # whitespace | punctuation (splits . , ! ...) | sentencepiece (subword
+  # pieces: kerasrnn/data/subword.py, pip install "kerasrnn[subword]").
+  data.tokenizer = "whitespace"
+  # Keep the most frequent words (0 = all); with sentencepiece, the number
+  # of pieces of the model trained on the training split.
+  data.max_vocab_size = 0
   data.min_count = 1  # Words seen fewer times in train become <unk>.
+  # sentencepiece: a trained .model file ('' = train one on the training
+  # split when the store is prepared), and the kind of model to train.
+  data.sentencepiece_model = ""
+  data.sentencepiece_type = "unigram"  # unigram | bpe
   data.max_tokens = 0  # Keep only each split's first sentences up to this
   # many tokens (0 = all): quick runs on a slice of a corpus.
   data.tfds_name = ""  # e.g. 'lm1b', or 'ptb_text' (kerasrnn's builder).
@@ -168,6 +177,8 @@ def validate(config):
   d, m, t = config.data, config.model, config.train
   choices = [("data.source", d.source, SOURCES), ("data.mode", d.mode, MODES),
              ("data.tokenizer", d.tokenizer, TOKENIZERS),
+             ("data.sentencepiece_type", d.sentencepiece_type,
+              SENTENCEPIECE_TYPES),
              ("model.cell", m.cell, CELLS),
              ("model.softmax", m.softmax, SOFTMAXES),
              ("train.optimizer", t.optimizer, OPTIMIZERS),
@@ -215,6 +226,11 @@ def validate(config):
   _check(d.max_vocab_size == 0 or d.max_vocab_size >= 3,
          "config data.max_vocab_size must be 0 (all) or at least 3 "
          "(<unk>, <eos> and one word)")
+  _check(d.tokenizer != "sentencepiece" or d.sentencepiece_model
+         or d.max_vocab_size,
+         "config data.tokenizer=sentencepiece trains a model of "
+         "data.max_vocab_size pieces: set it (e.g. 8000), or set "
+         "data.sentencepiece_model to a trained .model file")
   _check(list(d.bucket_boundaries) == sorted(set(d.bucket_boundaries)),
          "config data.bucket_boundaries must be strictly increasing")
   if m.cell == "transformer":

@@ -114,6 +114,14 @@ def write_text(path, text):
       os.fsync(f.fileno())
 
 
+def copy_file(source, path):
+  """Copies the file `source` to `path` atomically, synced to the disk."""
+  with atomic_path(path) as tmp:
+    shutil.copyfile(source, tmp)
+    with open(tmp, "rb") as f:
+      os.fsync(f.fileno())
+
+
 def write_json(path, value):
   write_text(path, json.dumps(value, indent=2) + "\n")
 

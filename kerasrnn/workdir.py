@@ -5,6 +5,7 @@
   results.json  the final figures          checkpoints/  best.weights.h5, best.json
   backup/       resume state               tensorboard/  TensorBoard logs
   workers/<id>/ the other workers' own resume state (multi-worker runs)
+  sentencepiece.model  a subword run's SentencePiece model (data.tokenizer)
   .lock         names the one training writing the workdir, while it runs
 
 Training writes a workdir; evaluation, export and report read it. One
@@ -44,6 +45,7 @@ from absl import logging
 from kerasrnn import compat
 from kerasrnn import config as config_lib
 from kerasrnn import files
+from kerasrnn.data import subword
 from kerasrnn.data.vocabulary import Vocabulary
 from kerasrnn.errors import UserError
 
@@ -51,6 +53,7 @@ from kerasrnn.errors import UserError
 # is distributed, compiled or shown. They change speed or logs, not results.
 # And the run's length (`LENGTH_FIELDS`): raised, a finished run trains on.
 PORTABLE_FIELDS = ("data.dir", "data.store", "data.tfds_data_dir",
+                   "data.sentencepiece_model",
                    "train.distribute",
                    "train.jit_compile", "train.steps_per_execution",
                    "train.verbose", "train.max_hours",
@@ -60,9 +63,14 @@ LENGTH_FIELDS = ("train.epochs", "train.steps")
 # target tokens trained on, the last update's learning rate, perplexities
 # (training's since the row before), seconds of training and evaluation
 # since the run began, and training's tokens/s since the row before.
+# Then validation and test perplexity per word (`evaluation.per_word`;
+# NaN without word counts, and in rows of kerasrnn before 0.4).
 HISTORY_FIELDS = ("step", "epoch", "tokens", "learning_rate",
                   "train_perplexity", "val_perplexity", "test_perplexity",
-                  "seconds", "tokens_per_second")
+                  "seconds", "tokens_per_second", "val_word_perplexity",
+                  "test_word_perplexity")
+# history.csv of kerasrnn 0.3: no per-word perplexities.
+STEP_HISTORY_FIELDS = HISTORY_FIELDS[:-2]
 # history.csv of kerasrnn before 0.3: one row per epoch, seconds per epoch.
 EPOCH_HISTORY_FIELDS = ("epoch", "learning_rate", "train_perplexity",
                         "val_perplexity", "test_perplexity", "seconds",
@@ -228,9 +236,13 @@ def check_data(workdir, corpus, data):
 
 
 def claim(workdir, config, corpus):
-  """Writes the run's vocab.txt, data.json and config.json into `workdir`."""
+  """Writes the run's vocab.txt (and sentencepiece.model), data.json and
+  config.json into `workdir`."""
   os.makedirs(workdir, exist_ok=True)
   corpus.vocab.save(path(workdir, "vocab.txt"))
+  if corpus.sentencepiece_model:
+    files.copy_file(corpus.sentencepiece_model,
+                    path(workdir, subword.MODEL_FILE))
   write_json(workdir, "data.json", data_fingerprint(corpus))
   # Last: config.json marks a run (and records this machine's data.dir).
   files.write_text(path(workdir, "config.json"), config_lib.to_json(config))
@@ -290,7 +302,8 @@ def read_history(workdir):
   def damaged(why):
     return files.DamagedFile(p, why, FIXES["history.csv"])
 
-  if tuple(header) not in (HISTORY_FIELDS, EPOCH_HISTORY_FIELDS):
+  if tuple(header) not in (HISTORY_FIELDS, STEP_HISTORY_FIELDS,
+                           EPOCH_HISTORY_FIELDS):
     raise damaged("its header is not kerasrnn's")
   if not text.endswith("\n"):
     raise damaged("its last line is cut short")
@@ -310,10 +323,9 @@ def read_history(workdir):
     for row in rows:
       total += row["seconds"]
       row.update(seconds=round(total, 1), step=math.nan, tokens=math.nan)
-    rows = [{f: r[f] for f in HISTORY_FIELDS} for r in rows]
   elif any(b["step"] <= a["step"] for a, b in zip(rows, rows[1:])):
     raise damaged("its steps do not increase")
-  return rows
+  return [{f: r.get(f, math.nan) for f in HISTORY_FIELDS} for r in rows]
 
 
 def with_steps(rows, steps_per_epoch, tokens_per_epoch):

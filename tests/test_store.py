@@ -137,8 +137,9 @@ def test_prepared_store_trains_without_the_text(tmp_path, tiny_dir):
   manifest = json.loads(result.stdout)
   assert manifest["splits"]["train"]["tokens"] == 29
   assert sorted(os.listdir(prepared)) == [
-      "manifest.json", "test.ids", "test.offsets", "train.ids",
-      "train.offsets", "valid.ids", "valid.offsets", "vocab.txt"]
+      "manifest.json", "test.ids", "test.offsets", "test.words", "train.ids",
+      "train.offsets", "train.words", "valid.ids", "valid.offsets",
+      "valid.words", "vocab.txt"]
   # The text is gone; the store is all a run needs.
   data = _data(str(tmp_path / "gone"), **{"data.store": prepared,
                                           "data.max_tokens": 5_000})
@@ -155,7 +156,10 @@ def test_ptb_is_what_it_was_before_the_store(ptb_dir):
   assert wd.data_fingerprint(corpus) == {
       "sha256": "dc321a83261e25c024f673066e952249eced28e34c4956e456a15a278408a149",
       "tokens": {"train": 929_589, "valid": 73_760, "test": 82_430},
-      "vocab_size": 10_001}
+      "vocab_size": 10_001, "sentence_layout": 2}
+  # PTB's words per line + 1: its tokens, as PTB is tokenised by spaces.
+  assert {s: corpus.splits[s].num_words for s in corpus.splits} == {
+      "train": 929_589, "valid": 73_760, "test": 82_430}
 
 
 def test_a_store_of_other_settings_is_one_line(tmp_path, tiny_dir):

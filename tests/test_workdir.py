@@ -150,8 +150,26 @@ def test_an_epoch_history_reads_in_steps(tmp_path):
   assert [(r["step"], r["epoch"], r["tokens"]) for r in rows] == [
       (50, 1, 1_000), (100, 2, 2_000)]
   assert rows[1]["val_perplexity"] == 140
+  assert all(np.isnan(r["val_word_perplexity"]) for r in rows)  # None then.
   wd.write_history(str(tmp_path), rows)
-  assert wd.read_history(str(tmp_path)) == rows
+  assert str(wd.read_history(str(tmp_path))) == str(rows)  # NaN != NaN.
+
+
+def test_a_history_without_word_perplexities_reads_and_is_written_with_them(
+    tmp_path):
+  """history.csv of kerasrnn 0.3: per step, no per-word perplexities."""
+  (tmp_path / "history.csv").write_text(
+      ",".join(wd.STEP_HISTORY_FIELDS) + "\n"
+      "50,1,1000,1,300.5,200.25,190,60.5,1000\n")
+  rows = wd.read_history(str(tmp_path))
+  assert rows[0]["val_perplexity"] == 200.25
+  assert np.isnan(rows[0]["test_word_perplexity"])
+  wd.write_history_row(str(tmp_path), dict(rows[0], step=100,
+                                           val_word_perplexity=250.5))
+  assert (tmp_path / "history.csv").read_text().splitlines()[0] == ",".join(
+      wd.HISTORY_FIELDS)
+  assert [r["val_word_perplexity"] for r in wd.read_history(
+      str(tmp_path))][1:] == [250.5]
 
 
 def test_one_training_per_workdir_the_second_is_refused_naming_the_first(
@@ -197,13 +215,13 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
 
 def _history_text(rows):
   header = ",".join(wd.HISTORY_FIELDS)
-  return header + "\n" + "".join(f"{r},1,200,1,90.5,80.25,79,1.5,1000\n"
-                                 for r in rows)
+  return header + "\n" + "".join(
+      f"{r},1,200,1,90.5,80.25,79,1.5,1000,95.5,94\n" for r in rows)
 
 
 @pytest.mark.parametrize("text,reason", [
     (_history_text([1, 2])[:-30], "its last line is cut short"),
-    (_history_text([1, 2])[:-12] + "\n", "row 2 has 7 fields"),
+    (_history_text([1, 2])[:-20] + "\n", "row 2 has 7 fields"),
     (_history_text([2, 1]), "its steps do not increase"),
     (_history_text([1]).replace("80.25", "x"), "row 1 holds a field that is"),
     (",".join(wd.EPOCH_HISTORY_FIELDS) + "\n2,1,2,2,2,1,1\n",

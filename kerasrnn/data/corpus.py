@@ -7,11 +7,13 @@ ids are memory maps of the corpus's token store (`kerasrnn.data.store`),
 prepared on first use: no command holds the corpus in memory.
 """
 import dataclasses
+import os
 
 from absl import logging
 import numpy as np
 
 from kerasrnn.data import store
+from kerasrnn.data import subword
 from kerasrnn.errors import UserError
 from kerasrnn.data.vocabulary import Vocabulary
 
@@ -22,9 +24,19 @@ OOV_WARNING_RATE = 0.2  # A held-out split above this is likely a wrong file.
 @dataclasses.dataclass
 class Split:
   """Token ids of one split: `ids` [tokens] (uint16, uint32 or int32),
-  `row_splits` <int64>[sentences + 1], where each sentence starts."""
+  `row_splits` <int64>[sentences + 1], where each sentence starts, and
+  `words` [sentences]: each sentence's whitespace words + 1 (None for a
+  store of kerasrnn before 0.4)."""
   ids: np.ndarray
   row_splits: np.ndarray
+  words: np.ndarray = None
+
+  @property
+  def num_words(self):
+    """Words + sentences (the per-word perplexity's count), or None."""
+    if self.words is None:
+      return None
+    return int(np.sum(self.words, dtype=np.int64))
 
   @property
   def num_tokens(self):
@@ -44,7 +56,8 @@ class Split:
     count = max(1, int(np.searchsorted(self.row_splits, tokens, "right")) - 1)
     count = min(count, self.num_sentences)
     return Split(self.ids[:self.row_splits[count]],
-                 self.row_splits[:count + 1])
+                 self.row_splits[:count + 1],
+                 None if self.words is None else self.words[:count])
 
   def sentences(self):
     return np.split(np.asarray(self.ids, np.int32), self.row_splits[1:-1])
@@ -55,6 +68,7 @@ class Corpus:
   vocab: Vocabulary
   splits: dict  # name -> Split
   fingerprint: str = ""  # `store.fingerprint` of the vocabulary and splits.
+  sentencepiece_model: str = ""  # Its file in the store, if the tokens are pieces.
 
 
 def load_corpus(data, vocab=None):
@@ -85,5 +99,7 @@ def load_corpus(data, vocab=None):
       logging.warning("%s split: %.0f%% of its words are not in the "
                       "vocabulary; is it the right file and tokenisation?",
                       name, 100 * rate)
+  model = os.path.join(directory, subword.MODEL_FILE)
   return Corpus(own, {s: Split(*arrays[s]) for s in SPLITS},
-                manifest["fingerprint"])
+                manifest["fingerprint"],
+                model if data.tokenizer == "sentencepiece" else "")

@@ -6,6 +6,10 @@
   <store>/<split>.ids      the split's token ids, <eos> after each sentence
                            (uint16 when the vocabulary fits, else uint32)
   <store>/<split>.offsets  <int64>[sentences + 1]: where each sentence starts
+  <store>/<split>.words    <uint32>[sentences]: each line's whitespace words
+                           + 1 (its end), the per-word perplexity's count
+  <store>/sentencepiece.model  with data.tokenizer=sentencepiece: the model
+                           (`kerasrnn.data.subword`), trained here or copied
 
 `prepare` reads each split's text once, streaming: it tokenises a block of
 lines at a time with the very functions the export runs in its graph
@@ -41,11 +45,13 @@ import tensorflow as tf
 
 from kerasrnn import files
 from kerasrnn.data import download
+from kerasrnn.data import subword
 from kerasrnn.data import text
 from kerasrnn.data.vocabulary import Vocabulary
 from kerasrnn.errors import UserError
 
-FORMAT = 1
+FORMAT = 2  # 2: <split>.words and the sentencepiece model (kerasrnn 0.4).
+READS = (1, 2)  # Format 1 stores have no word counts.
 SPLITS = ("train", "valid", "test")
 # The config fields that decide a store's content; the tfds_ ones only for
 # data.source=tfds.
@@ -63,9 +69,19 @@ def cache_dir():
 
 def settings(data):
   """The config fields that decide a store's content, as a dict (those
-  that apply to its source)."""
-  return {k: data[k] for k in SETTINGS
-          if data.source == "tfds" or k not in TFDS_SETTINGS}
+  that apply to its source and tokenizer). A given SentencePiece model is
+  identified by its content's SHA-256, not its path."""
+  out = {k: data[k] for k in SETTINGS
+         if data.source == "tfds" or k not in TFDS_SETTINGS}
+  if data.tokenizer == "sentencepiece":
+    del out["min_count"]  # Every piece of the model is in the vocabulary.
+    if data.sentencepiece_model:
+      del out["max_vocab_size"]  # The model's.
+      out["sentencepiece_model"] = subword.digest(
+          subword.read_model(data.sentencepiece_model))
+    else:
+      out["sentencepiece_type"] = data.sentencepiece_type
+  return out
 
 
 # --------------------------------------------------------------- sources --
@@ -158,21 +174,24 @@ def source_key(data):
 # ------------------------------------------------------------ tokenising --
 
 
-def _tokenised(blocks, data, per_block, cut):
-  """Per block of lines: (*per_block(words), words per sentence), NumPy.
+def _tokenised(blocks, data, pieces, per_block, cut):
+  """Per block of lines: (*per_block(tokens), tokens per sentence, words
+  per sentence), NumPy.
 
-  The blocks are tokenised and passed through `per_block` (a TensorFlow
-  function of the block's words <string>[n] returning a tuple) by tf.data
-  in parallel on every core; empty lines are dropped. With data.max_tokens
-  the corpus ends after the whole sentence that reaches it (at least one):
-  the last block's outputs are `cut(outputs, words kept)`.
+  The blocks are tokenised (`pieces`: the SentencePiece tokenizer, or
+  None) and passed through `per_block` (a TensorFlow function of the
+  block's tokens <string>[n] returning a tuple) by tf.data in parallel on
+  every core; lines without tokens are dropped. With data.max_tokens the
+  corpus ends after the whole sentence that reaches it (at least one): the
+  last block's outputs are `cut(outputs, tokens kept)`.
   """
 
   def tokenize(lines):
-    ragged = text.tokenize(lines, data.lowercase, data.tokenizer)
+    ragged = text.tokenize(lines, data.lowercase, data.tokenizer, pieces)
     lengths = ragged.row_lengths()
-    return (*per_block(ragged.flat_values),
-            tf.boolean_mask(lengths, lengths > 0))
+    kept = lengths > 0
+    return (*per_block(ragged.flat_values), tf.boolean_mask(lengths, kept),
+            tf.boolean_mask(text.count_words(lines), kept))
 
   failed = []
 
@@ -187,32 +206,34 @@ def _tokenised(blocks, data, per_block, cut):
   ds = ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE,
               deterministic=True).prefetch(4)
   used = 0
-  for *parts, lengths in ds.as_numpy_iterator():
+  for *parts, lengths, words in ds.as_numpy_iterator():
     if data.max_tokens:
       keep = int(np.searchsorted(np.cumsum(lengths + 1),
                                  data.max_tokens - used, "right"))
       if keep < len(lengths):
         lengths = lengths[:max(keep, 0 if used else 1)]
-        yield (*cut(parts, int(lengths.sum())), lengths)
+        yield (*cut(parts, int(lengths.sum())), lengths,
+               words[:len(lengths)])
         return
       used += int((lengths + 1).sum())
-    yield (*parts, lengths)
+    yield (*parts, lengths, words)
   if failed:
     raise failed[0]
 
 
-def _counted(blocks, data):
-  """Per block: (distinct words, each word's index into them, words per
-  sentence)."""
+def _counted(blocks, data, pieces):
+  """Per block: (distinct tokens, each token's index into them, tokens per
+  sentence, words per sentence)."""
   return _tokenised(
-      blocks, data, lambda words: tuple(tf.unique(words, out_idx=tf.int64)),
+      blocks, data, pieces,
+      lambda words: tuple(tf.unique(words, out_idx=tf.int64)),
       lambda parts, n: (parts[0], parts[1][:n]))
 
 
-def _encoded(blocks, data, table):
-  """Per block: (ids, unknown, words per sentence): the words' ids in the
-  vocabulary `table`; unknown -1 for a word not in it, 1 for the corpus's
-  own <unk>, else 0."""
+def _encoded(blocks, data, pieces, table):
+  """Per block: (ids, unknown, tokens per sentence, words per sentence):
+  the tokens' ids in the vocabulary `table`; unknown -1 for a token not in
+  it, 1 for the corpus's own <unk>, else 0."""
 
   def encode(words):
     ids = table.lookup(words)
@@ -222,7 +243,7 @@ def _encoded(blocks, data, table):
     unk = tf.constant(text.UNK_ID, tf.int64)
     return tf.where(tf.equal(ids, text.PAD_ID), unk, ids), unknown
 
-  return _tokenised(blocks, data, encode,
+  return _tokenised(blocks, data, pieces, encode,
                     lambda parts, n: (parts[0][:n], parts[1][:n]))
 
 
@@ -230,18 +251,22 @@ def _encoded(blocks, data, table):
 
 
 class _Writer:
-  """Appends a split's ids, an <eos> after each sentence, and its sentence
-  offsets to its two files."""
+  """Appends a split's ids, an <eos> after each sentence, its sentence
+  offsets and words per sentence to its three files."""
 
   def __init__(self, directory, split, dtype):
     self.ids = open(os.path.join(directory, f"{split}.ids"), "wb")
     self.offsets = open(os.path.join(directory, f"{split}.offsets"), "wb")
+    self.words = open(os.path.join(directory, f"{split}.words"), "wb")
     self.dtype = dtype
-    self.tokens = 0
+    self.tokens = self.num_words = 0
     np.zeros(1, "<i8").tofile(self.offsets)
 
-  def add(self, ids, lengths):
-    """ids: the block's words' ids in order; lengths: words per sentence."""
+  def add(self, ids, lengths, words):
+    """ids: the block's tokens' ids in order; lengths: tokens per sentence;
+    words: whitespace words per sentence."""
+    (words + 1).astype("<u4").tofile(self.words)
+    self.num_words += int(np.sum(words + 1))
     ends = np.cumsum(lengths + 1)
     out = np.full(len(ids) + len(lengths), text.EOS_ID, self.dtype)
     is_word = np.ones(len(out), bool)
@@ -254,6 +279,7 @@ class _Writer:
   def close(self):
     self.ids.close()
     self.offsets.close()
+    self.words.close()
 
   def __enter__(self):
     return self
@@ -282,7 +308,13 @@ def prepare(data, directory):
   files.remove_leftovers(parent, keep_live=True, name=name)  # Killed ones.
   with files.atomic_path(directory) as tmp:
     os.makedirs(tmp)
-    vocab, splits = _prepare_train(tmp, data, blocks["train"])
+    model = _sentencepiece_model(data, blocks["train"])
+    pieces = None
+    if model is not None:
+      with open(os.path.join(tmp, subword.MODEL_FILE), "wb") as f:
+        f.write(model)
+      pieces = subword.tokenizer(model)
+    vocab, splits = _prepare_train(tmp, data, blocks["train"], pieces, model)
     dtype = _dtype(len(vocab))
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
@@ -291,12 +323,13 @@ def prepare(data, directory):
     for split in ("valid", "test"):
       oov = corpus_unk = 0
       with _Writer(tmp, split, dtype) as writer:
-        for ids, unknown, lengths in _encoded(blocks[split], data, table):
-          writer.add(ids, lengths)
+        for ids, unknown, lengths, words in _encoded(blocks[split], data,
+                                                     pieces, table):
+          writer.add(ids, lengths, words)
           oov += int(np.sum(unknown == -1))
           corpus_unk += int(np.sum(unknown == 1))
-      splits[split] = {"tokens": writer.tokens, "oov_words": oov,
-                       "unk_words": corpus_unk}
+      splits[split] = {"tokens": writer.tokens, "words": writer.num_words,
+                       "oov_words": oov, "unk_words": corpus_unk}
     for split, counts in splits.items():
       if not counts["tokens"]:
         raise UserError(f"the {split} split has no text; check its file")
@@ -306,7 +339,8 @@ def prepare(data, directory):
     manifest = {"format": FORMAT, "settings": settings(data),
                 "dtype": np.dtype(dtype).name, "vocab_size": len(vocab),
                 "splits": splits}
-    manifest["fingerprint"] = fingerprint(vocab, _open_splits(tmp, manifest))
+    manifest["fingerprint"] = fingerprint(
+        vocab, _open_splits(tmp, manifest), model or b"")
     manifest["sha256"] = {name: _file_digest(os.path.join(tmp, name))
                           for name in sorted(os.listdir(tmp))}
     files.write_json(os.path.join(tmp, "manifest.json"), manifest)
@@ -315,30 +349,57 @@ def prepare(data, directory):
   return manifest
 
 
+def _sentencepiece_model(data, blocks):
+  """The SentencePiece model of a sentencepiece store (bytes): the given
+  file, or one trained on the training split; None for word tokenizers."""
+  if data.tokenizer != "sentencepiece":
+    return None
+  subword.require()
+  if data.sentencepiece_model:
+    return subword.read_model(data.sentencepiece_model)
+
+  def lines():
+    for block in blocks():
+      for line in b"".join(block).decode("utf-8").splitlines():
+        if line.strip():
+          yield line.lower() if data.lowercase else line
+
+  logging.info("training a SentencePiece model of %d pieces on the training "
+               "split", data.max_vocab_size)
+  return subword.train(lines(), data)
+
+
 def _dtype(vocab_size):
   return np.uint16 if vocab_size <= 1 << 16 else np.uint32
 
 
-def _prepare_train(tmp, data, blocks):
-  """Writes train.ids and train.offsets; returns (vocabulary, counts)."""
-  # Provisional ids: the reserved ones, then words in order of appearance.
+def _prepare_train(tmp, data, blocks, pieces, model):
+  """Writes train.ids, train.offsets and train.words; returns (vocabulary,
+  counts). With a SentencePiece `model` the vocabulary is every piece of
+  it, the most frequent in training first."""
+  # Provisional ids: the reserved ones, then tokens in order of appearance.
   provisional = {}
   counts = np.zeros(1 << 16, np.int64)
   reserved = len(text.RESERVED)
   with _Writer(tmp, "train.provisional", np.uint32) as writer:
-    for distinct, index, lengths in _counted(blocks, data):
+    for distinct, index, lengths, words in _counted(blocks, data, pieces):
       ids = np.fromiter((provisional.setdefault(w, len(provisional) + reserved)
                          for w in distinct), np.int64, len(distinct))
       if len(provisional) > len(counts):  # One block may add many new words.
         counts = np.concatenate([counts, np.zeros(
             max(len(counts), len(provisional) - len(counts)), np.int64)])
       counts[ids - reserved] += np.bincount(index, minlength=len(distinct))
-      writer.add(ids[index], lengths)
+      writer.add(ids[index], lengths, words)
   if not writer.tokens:
     raise UserError("the train split has no text; check its file")
   words = [w.decode("utf-8") for w in provisional]
-  vocab = Vocabulary.from_counts(dict(zip(words, counts.tolist())),
-                                 data.max_vocab_size, data.min_count)
+  seen = dict(zip(words, counts.tolist()))
+  if model is None:
+    vocab = Vocabulary.from_counts(seen, data.max_vocab_size, data.min_count)
+  else:
+    model_pieces = subword.pieces(model)
+    vocab = Vocabulary.from_counts(
+        {p: seen.get(p, 0) for p in model_pieces}, 0, 0)
   # Renumber: provisional id -> the vocabulary's id (<eos> stays <eos>).
   renumber = np.concatenate([[text.UNK_ID, text.UNK_ID, text.EOS_ID],
                              vocab.encode(words)]).astype(_dtype(len(vocab)))
@@ -349,32 +410,36 @@ def _prepare_train(tmp, data, blocks):
       renumber[provisional_ids[start:start + (1 << 24)]].tofile(out)
     del provisional_ids
   os.remove(raw)
-  os.replace(os.path.join(tmp, "train.provisional.offsets"),
-             os.path.join(tmp, "train.offsets"))
-  return vocab, {"train": {"tokens": writer.tokens}}
+  for kind in ("offsets", "words"):
+    os.replace(os.path.join(tmp, f"train.provisional.{kind}"),
+               os.path.join(tmp, f"train.{kind}"))
+  return vocab, {"train": {"tokens": writer.tokens,
+                           "words": writer.num_words}}
 
 
 # ---------------------------------------------------------- the manifest --
 
 
-def fingerprint(vocab, splits):
+def fingerprint(vocab, splits, model=b""):
   """The SHA-256 of a corpus's content, as workdirs record it (data.json):
   the vocabulary, then each split's name, ids (as <i4) and sentence offsets
-  (as <i8), splits in sorted order.
+  (as <i8), splits in sorted order, then the SentencePiece model if any.
 
   Args:
     vocab: a `Vocabulary`.
-    splits: {name: (ids, offsets)} arrays or memory maps.
+    splits: {name: (ids, offsets, ...)} arrays or memory maps.
+    model: the serialized SentencePiece model, or b"".
   """
   digest = hashlib.sha256("\n".join(vocab.words).encode("utf-8"))
   step = 1 << 24
   for name in sorted(splits):
-    ids, offsets = splits[name]
+    ids, offsets = splits[name][:2]
     digest.update(name.encode("utf-8"))
     for start in range(0, len(ids), step):
       digest.update(np.asarray(ids[start:start + step], "<i4").tobytes())
     for start in range(0, len(offsets), step):
       digest.update(np.asarray(offsets[start:start + step], "<i8").tobytes())
+  digest.update(model)
   return digest.hexdigest()
 
 
@@ -399,7 +464,8 @@ def _missing(manifest):
     if not isinstance(counts, dict):
       return f"splits.{split}"
     keys = ("tokens", "sentences") + (
-        ("oov_words", "unk_words") if split != "train" else ())
+        ("oov_words", "unk_words") if split != "train" else ()) + (
+            ("words",) if manifest["format"] >= 2 else ())
     for key in keys:
       if not isinstance(counts.get(key), int):
         return f"splits.{split}.{key}"
@@ -414,10 +480,10 @@ def read_manifest(directory):
     raise UserError(f"{directory} is not a token store (no manifest.json); "
                     "prepare it with kerasrnn-data --prepare=DIR")
   manifest = files.read_json(path, FIX)
-  if manifest.get("format") != FORMAT:
+  if manifest.get("format") not in READS:
     raise UserError(f"the token store {directory} has format "
-                    f"{manifest.get('format')}, this kerasrnn reads {FORMAT}; "
-                    f"{FIX}")
+                    f"{manifest.get('format')}, this kerasrnn reads "
+                    f"{' and '.join(map(str, READS))}; {FIX}")
   missing = _missing(manifest)
   if missing:
     raise files.DamagedFile(path, f"no valid {missing}", FIX)
@@ -428,14 +494,17 @@ def read_manifest(directory):
 
 
 def _open_splits(directory, manifest):
-  """{split: (ids, offsets)} memory maps, checked against the manifest."""
+  """{split: (ids, offsets, words)} memory maps, checked against the
+  manifest (words None in a format 1 store)."""
   out = {}
   dtype = np.dtype(manifest["dtype"])
   for split, counts in manifest["splits"].items():
     arrays = []
-    for suffix, kind, length in (("ids", dtype, counts["tokens"]),
-                                 ("offsets", np.dtype("<i8"),
-                                  counts["sentences"] + 1)):
+    files_of = [("ids", dtype, counts["tokens"]),
+                ("offsets", np.dtype("<i8"), counts["sentences"] + 1)]
+    if manifest["format"] >= 2:
+      files_of.append(("words", np.dtype("<u4"), counts["sentences"]))
+    for suffix, kind, length in files_of:
       p = os.path.join(directory, f"{split}.{suffix}")
       if not os.path.isfile(p):
         raise UserError(f"the token store {directory} has no {split}.{suffix}; "
@@ -445,7 +514,7 @@ def _open_splits(directory, manifest):
         raise files.DamagedFile(p, f"{size:,} bytes, its manifest says "
                                 f"{length * kind.itemsize:,}", FIX)
       arrays.append(np.memmap(p, kind, "r"))
-    out[split] = tuple(arrays)
+    out[split] = tuple(arrays) + (None,) * (3 - len(arrays))
   return out
 
 
@@ -453,7 +522,7 @@ def open_store(directory, data):
   """Opens a prepared store for the corpus `data` describes.
 
   Returns:
-    (manifest, vocabulary, {split: (ids, offsets) memory maps}).
+    (manifest, vocabulary, {split: (ids, offsets, words) memory maps}).
 
   Raises:
     UserError: one line if the store is missing, damaged, or was prepared

@@ -1,4 +1,6 @@
 """Exact perplexity of a model over a dataset, and of a trained workdir."""
+import math
+
 from kerasrnn import config as config_lib
 from kerasrnn import fast_path
 from kerasrnn import workdir as wd
@@ -22,6 +24,25 @@ def perplexity(model, dataset, callbacks=()):
   logs = model.evaluate(dataset, verbose=0, return_dict=True,
                         callbacks=list(callbacks))
   return float(logs["perplexity"]), int(model.perplexity.count.numpy())
+
+
+def per_word(perplexity, targets, split):
+  """The perplexity per word of a pass that scored `targets` tokens of
+  `split` with `perplexity` per token: exp(total NLL / words), where words
+  are each line's whitespace-separated words plus one end of line, the
+  count a word-level model of that text divides by (for a whitespace-
+  tokenised corpus such as PTB, its tokens). None for a store without word
+  counts (prepared by kerasrnn before 0.4).
+
+  Sentence mode scores every token: exact. Stream mode leaves out the
+  split's last (tokens mod batch_size) tokens, under one batch: their
+  share of the words is left out with them, pro rata.
+  """
+  words = split.num_words
+  if words is None or not targets or not math.isfinite(perplexity):
+    return None if words is None else perplexity
+  scored = words * targets / split.num_tokens
+  return math.exp(math.log(perplexity) * targets / scored)
 
 
 def load_best_model(workdir, config, vocab_size, use_cudnn="auto",
@@ -54,7 +75,9 @@ def evaluate(workdir, split="test", batch_size=None, mode=None):
       whatever data.max_length (the chunks carry the state).
 
   Returns:
-    {"split", "mode", "batch_size", "perplexity", "target_tokens"}.
+    {"split", "mode", "batch_size", "perplexity", "target_tokens",
+    "word_perplexity", "words"} (`per_word`; the last two None for a store
+    without word counts).
   """
   if split not in SPLITS:
     raise UserError(f"unknown split {split!r} (one of {', '.join(SPLITS)})")
@@ -72,4 +95,6 @@ def evaluate(workdir, split="test", batch_size=None, mode=None):
       model, pipelines.make_dataset(config.data, corpus, split))
   return {"split": split, "mode": config.data.mode,
           "batch_size": config.data.batch_size, "perplexity": ppl,
-          "target_tokens": tokens}
+          "target_tokens": tokens,
+          "word_perplexity": per_word(ppl, tokens, corpus.splits[split]),
+          "words": corpus.splits[split].num_words}

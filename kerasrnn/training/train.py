@@ -268,8 +268,7 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
   wd.load_best(model, run_dir)
   cb.reset_states(model)
   head = {"train": config.train.results_train_tokens}
-  scores = {s: evaluation.perplexity(model, data.evaluation(s, head.get(s)),
-                                     extra_callbacks)
+  scores = {s: data.perplexity(model, s, head.get(s), extra_callbacks)
             for s in corpus.splits}
   results = _results(run_dir, model, scores, len(corpus.vocab))
   if chief:
@@ -313,17 +312,27 @@ class _Data:
     """The training batches of global steps [start, stop)."""
     return self._distributed(self.corpus, "train", True, start, stop)
 
+  def split(self, split, tokens=0):
+    """The `Split` `split`, or its first sentences up to `tokens` tokens
+    (0, None: all)."""
+    whole = self.corpus.splits[split]
+    return whole.head(tokens) if tokens else whole
+
   def evaluation(self, split, tokens=0):
-    """One pass over `split`, or over its first `tokens` tokens (0, None:
-    all)."""
+    """One pass over `self.split(split, tokens)`."""
     key = (split, tokens)
     if key not in self._held_out:
-      corpus = self.corpus
-      if tokens:
-        corpus = dataclasses.replace(corpus, splits=dict(
-            corpus.splits, **{split: corpus.splits[split].head(tokens)}))
+      corpus = dataclasses.replace(self.corpus, splits=dict(
+          self.corpus.splits, **{split: self.split(split, tokens)}))
       self._held_out[key] = self._distributed(corpus, split, False, 0, None)
     return self._held_out[key]
+
+  def perplexity(self, model, split, tokens=0, callbacks=()):
+    """(perplexity, target tokens, perplexity per word) of one pass."""
+    ppl, targets = evaluation.perplexity(
+        model, self.evaluation(split, tokens), callbacks)
+    return ppl, targets, evaluation.per_word(ppl, targets,
+                                             self.split(split, tokens))
 
 
 class Run:
@@ -402,8 +411,10 @@ class Run:
   def elapsed(self):
     return self.seconds + time.monotonic() - self._start
 
-  def row(self, val_perplexity, test_perplexity):
-    """The history row of an evaluation now; starts the next row's sums."""
+  def row(self, val, test):
+    """The history row of an evaluation now, from the validation and test
+    (perplexity, per word) (NaN: none); starts the next row's sums."""
+    (val_perplexity, val_word), (test_perplexity, test_word) = val, test
     nll, count = self.sums
     row = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
            "tokens": self.tokens,
@@ -413,7 +424,9 @@ class Run:
            "test_perplexity": test_perplexity,
            "seconds": round(self.elapsed(), 1),
            "tokens_per_second": round(count / max(self._train_seconds, 1e-9),
-                                      1)}
+                                      1),
+           "val_word_perplexity": _nan_if_none(val_word),
+           "test_word_perplexity": _nan_if_none(test_word)}
     self.sums[:] = 0
     self._train_seconds = 0.0
     return row
@@ -468,10 +481,16 @@ class Run:
       tf.summary.scalar("perplexity", row["val_perplexity"])
       if math.isfinite(row["test_perplexity"]):
         tf.summary.scalar("test_perplexity", row["test_perplexity"])
-    logging.info("step %s (epoch %.2f): validation perplexity %.2f, "
+    per_word = row["val_word_perplexity"]
+    if math.isfinite(per_word) and per_word != row["val_perplexity"]:
+      with self._valid_writer.as_default(step=self.step):
+        tf.summary.scalar("word_perplexity", per_word)
+    logging.info("step %s (epoch %.2f): validation perplexity %.2f%s, "
                  "training %.2f, %s tokens/s", f"{self.step:,}", row["epoch"],
-                 row["val_perplexity"], row["train_perplexity"],
-                 f"{row['tokens_per_second']:,.0f}")
+                 row["val_perplexity"],
+                 f" ({per_word:.2f} per word)" if math.isfinite(per_word)
+                 and per_word != row["val_perplexity"] else "",
+                 row["train_perplexity"], f"{row['tokens_per_second']:,.0f}")
 
 
 def _fit_sums(model):
@@ -495,12 +514,12 @@ def _evaluate(run, model, data, run_dir, callbacks):
   train = run.train_config
   carried = cb.carried_state(model)
   with cb.averaged_weights(model):
-    val = evaluation.perplexity(
-        model, data.evaluation("valid", train.eval_tokens), callbacks)[0]
-    test = (evaluation.perplexity(model, data.evaluation("test"),
-                                  callbacks)[0]
-            if train.eval_test_every_epoch else math.nan)
-    row = run.row(val, test)
+    val, _, val_word = data.perplexity(model, "valid", train.eval_tokens,
+                                       callbacks)
+    test, _, test_word = (data.perplexity(model, "test", 0, callbacks)
+                          if train.eval_test_every_epoch
+                          else (math.nan, 0, math.nan))
+    row = run.row((val, val_word), (test, test_word))
     wd.write_history_row(run_dir, row)
     rows = wd.read_history(run_dir)
     best = wd.best_row(rows)
@@ -524,10 +543,16 @@ def _results(run_dir, model, scores, vocab_size):
              "diverged": not math.isfinite(history[-1]["train_perplexity"]),
              "parameters": model.count_params(),
              "vocab_size": vocab_size}
-  for split, (ppl, tokens) in scores.items():
+  for split, (ppl, tokens, per_word) in scores.items():
     results[f"{split}_perplexity"] = ppl
     results[f"{split}_tokens"] = tokens
+    if per_word is not None:  # A store with word counts.
+      results[f"{split}_word_perplexity"] = per_word
   return results
+
+
+def _nan_if_none(value):
+  return math.nan if value is None else value
 
 
 def _number(value):
