@@ -42,21 +42,33 @@ def main(argv):
     lines = [line.rstrip("\n") for line in f if line.strip()]
   except UnicodeDecodeError as e:
     raise UserError(f"{_INPUT.value} is not valid UTF-8 ({e.reason})") from None
-  total_ll, total_tokens = 0.0, 0
+  total_ll, total_tokens, total_words = 0.0, 0, 0
+  per_word = False
   for i in range(0, len(lines), _BATCH.value):
     batch = lines[i:i + _BATCH.value]
     out = score(text=tf.constant(batch))
+    # Exports of kerasrnn before 0.4 have no per-word figures.
+    per_word = "num_words" in out
     for j, sentence in enumerate(batch):
       ll = float(out["log_likelihood"][j])
       n = int(out["num_tokens"][j])
+      words = int(out["num_words"][j]) if per_word else n
       total_ll, total_tokens = total_ll + ll, total_tokens + n
+      total_words += words
       if not _TOTAL.value:
-        print(json.dumps({"text": sentence, "log_likelihood": ll,
-                          "num_tokens": n,
-                          "perplexity": float(out["perplexity"][j])}))
+        line = {"text": sentence, "log_likelihood": ll, "num_tokens": n,
+                "perplexity": float(out["perplexity"][j])}
+        if per_word:
+          line.update(num_words=words,
+                      word_perplexity=float(out["word_perplexity"][j]))
+        print(json.dumps(line))
   if _TOTAL.value:
-    print(json.dumps({"sentences": len(lines), "num_tokens": total_tokens,
-                      "perplexity": math.exp(-total_ll / max(total_tokens, 1))}))
+    total = {"sentences": len(lines), "num_tokens": total_tokens,
+             "perplexity": math.exp(-total_ll / max(total_tokens, 1))}
+    if lines and per_word:
+      total.update(num_words=total_words,
+                   word_perplexity=math.exp(-total_ll / total_words))
+    print(json.dumps(total))
 
 
 def run():

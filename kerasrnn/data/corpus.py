@@ -69,6 +69,9 @@ class Corpus:
   splits: dict  # name -> Split
   fingerprint: str = ""  # `store.fingerprint` of the vocabulary and splits.
   sentencepiece_model: str = ""  # Its file in the store, if the tokens are pieces.
+  # Held-out splits: the share of their words (not counting the corpus's own
+  # <unk>s) that the vocabulary lacks (<unk> in the ids).
+  oov_rates: dict = dataclasses.field(default_factory=dict)
 
 
 def load_corpus(data, vocab=None):
@@ -90,11 +93,12 @@ def load_corpus(data, vocab=None):
         f"the data in {data.store or data.dir or 'the PTB download'} give "
         f"another vocabulary ({len(own)} words) than the run's vocab.txt "
         f"({len(vocab)} words); point data.dir at the run's data")
+  rates = {}
   for name in ("valid", "test"):
     counts = manifest["splits"][name]
-    # Of the words, not counting the corpus's own <unk>s.
+    # Of the tokens, not counting the corpus's own <unk>s.
     words = counts["tokens"] - counts["sentences"] - counts["unk_words"]
-    rate = counts["oov_words"] / max(words, 1)
+    rate = rates[name] = counts["oov_words"] / max(words, 1)
     if rate > OOV_WARNING_RATE:
       logging.warning("%s split: %.0f%% of its words are not in the "
                       "vocabulary; is it the right file and tokenisation?",
@@ -102,4 +106,4 @@ def load_corpus(data, vocab=None):
   model = os.path.join(directory, subword.MODEL_FILE)
   return Corpus(own, {s: Split(*arrays[s]) for s in SPLITS},
                 manifest["fingerprint"],
-                model if data.tokenizer == "sentencepiece" else "")
+                model if data.tokenizer == "sentencepiece" else "", rates)

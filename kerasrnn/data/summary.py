@@ -24,7 +24,9 @@ def describe(config):
   for name, split in corpus.splits.items():
     ds = pipelines.make_dataset(data, corpus, name, training=(name == "train"))
     stats = {"tokens": split.num_tokens, "sentences": split.num_sentences,
-             **pipeline_stats(ds)}
+             "words": split.num_words, **pipeline_stats(ds)}
+    if name in corpus.oov_rates:  # Tokens the vocabulary lacks (<unk>).
+      stats["oov_rate"] = round(corpus.oov_rates[name], 6)
     if data.mode == "stream":
       stats["dropped_tokens"] = split.num_tokens - stats["target_tokens"]
     out["splits"][name] = stats

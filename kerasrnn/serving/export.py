@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from kerasrnn import files
 from kerasrnn import workdir as wd
+from kerasrnn.data import subword
 from kerasrnn.serving import warmup
 from kerasrnn.serving.module import LanguageModelModule
 from kerasrnn.serving.versions import versions
@@ -34,7 +35,8 @@ def load_module(workdir, top_k=10, max_new_tokens=200):
       model, wd.path(workdir, "vocab.txt"), vocab.words,
       lowercase=config.data.lowercase, tokenizer=config.data.tokenizer,
       top_k=top_k, max_new_tokens=max_new_tokens,
-      context=config.data.max_length)
+      context=config.data.max_length,
+      sentencepiece_model=wd.path(workdir, subword.MODEL_FILE))
 
 
 def export(workdir, export_base, top_k=10, max_new_tokens=200):

@@ -18,6 +18,7 @@ import math
 import keras
 import tensorflow as tf
 
+from kerasrnn.data import subword
 from kerasrnn.data import text
 from kerasrnn.models import rnn_layers
 from kerasrnn.models import transformer
@@ -220,6 +221,9 @@ class LanguageModelModule(tf.Module):
     vocab_file: path of vocab.txt; it becomes a SavedModel asset.
     vocab_words: the same words, in id order (for id -> word).
     lowercase, tokenizer: the run's text preprocessing (config.data).
+    sentencepiece_model: with tokenizer 'sentencepiece', the model file
+      (the workdir's); it becomes a SavedModel asset, and the graph cuts
+      text into its pieces and `generate` joins them back into text.
     top_k: how many words `next_words` returns.
     max_new_tokens: cap on `generate`'s max_tokens.
     fused_max_batch: an LSTM's batches of up to this many rows run its
@@ -233,7 +237,7 @@ class LanguageModelModule(tf.Module):
 
   def __init__(self, model, vocab_file, vocab_words, lowercase=False,
                tokenizer="whitespace", top_k=10, max_new_tokens=200,
-               fused_max_batch=4, context=None):
+               fused_max_batch=4, context=None, sentencepiece_model=None):
     super().__init__(name="kerasrnn")
     self.model = model
     self.context = None if rnn_layers(model) else context
@@ -243,6 +247,15 @@ class LanguageModelModule(tf.Module):
     self.model_variables = [v.value for v in model.weights]
     self.lowercase = lowercase
     self.tokenizer = tokenizer
+    self.pieces = None
+    if tokenizer == "sentencepiece":
+      with open(sentencepiece_model, "rb") as f:
+        serialized = f.read()
+      self.sentencepiece_model = tf.saved_model.Asset(sentencepiece_model)
+      self.pieces = subword.tokenizer(serialized)
+      # Each id's id in the SentencePiece model, to join pieces into text.
+      self.model_ids = tf.constant(subword.model_ids(serialized, vocab_words),
+                                   tf.int32)
     self.top_k = top_k
     self.max_new_tokens = max_new_tokens
     self.table = tf.lookup.StaticHashTable(
@@ -278,7 +291,8 @@ class LanguageModelModule(tf.Module):
 
   def _ids(self, strings):
     """<string>[batch] -> ragged <int32>[batch, (words)]; unknown -> <unk>."""
-    tokens = text.tokenize(strings, self.lowercase, self.tokenizer)
+    tokens = text.tokenize(strings, self.lowercase, self.tokenizer,
+                           self.pieces)
     ids = tf.cast(self.table.lookup(tokens), tf.int32)
     # '<pad>' typed by a client is a word like any other unknown one.
     return tf.where(ids == text.PAD_ID, text.UNK_ID, ids)
@@ -369,8 +383,12 @@ class LanguageModelModule(tf.Module):
   def score(self, text_in):
     """Scores sentences as sentence-mode evaluation does.
 
-    Each sentence is read from <eos> (the start symbol), and its words and
-    the closing <eos> are the targets.
+    Each sentence is read from <eos> (the start symbol), and its tokens and
+    the closing <eos> are the targets. `perplexity` is per token;
+    `word_perplexity` divides the same log-likelihood by `num_words`, the
+    text's whitespace-separated words + 1 (its end), as evaluation's
+    perplexity per word does (for a word-level model of whitespace-split
+    text, the same).
     """
     inputs, targets, num_tokens = self._right_padded(text_in)
     log_probs = tf.nn.log_softmax(
@@ -378,9 +396,13 @@ class LanguageModelModule(tf.Module):
     picked = tf.gather(log_probs, targets, batch_dims=2)
     log_likelihood = tf.reduce_sum(
         tf.where(targets != text.PAD_ID, picked, 0.0), axis=1)
+    num_words = tf.cast(text.count_words(text_in), tf.int32) + 1
     return {"log_likelihood": log_likelihood, "num_tokens": num_tokens,
             "perplexity": tf.exp(-log_likelihood /
-                                 tf.cast(num_tokens, tf.float32))}
+                                 tf.cast(num_tokens, tf.float32)),
+            "num_words": num_words,
+            "word_perplexity": tf.exp(-log_likelihood /
+                                      tf.cast(num_words, tf.float32))}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
   def next_words(self, text_in):
@@ -562,10 +584,20 @@ class LanguageModelModule(tf.Module):
       limit = tf.clip_by_value(max_tokens, 0, self.max_new_tokens)
     logits, states = self._read_prompt(self._ids(prompt))
     tokens, count = self._sample(logits, states, limit, temperature)
-    words = tf.ragged.boolean_mask(tf.gather(self.words, tokens),
-                                   tokens != text.PAD_ID)
-    return {"text": tf.strings.reduce_join(words, axis=1, separator=" "),
-            "num_tokens": count}
+    tokens = tf.ragged.boolean_mask(tokens, tokens != text.PAD_ID)
+    if self.pieces is not None:
+      # Pieces joined into text, with the space before a first piece that
+      # starts a word: the prompt + this text is the whole text.
+      out = self.pieces.detokenize(tf.gather(self.model_ids, tokens))
+      first = tf.gather(self.words, tokens.to_tensor(text.PAD_ID)[:, :1])
+      new_word = tf.strings.regex_full_match(
+          tf.reshape(tf.pad(first, [[0, 0], [0, 1 - tf.shape(first)[1]]],
+                            constant_values=""), [-1]), "\u2581.*")
+      out = tf.where(new_word, tf.strings.join([" ", out]), out)
+    else:
+      out = tf.strings.reduce_join(tf.gather(self.words, tokens), axis=1,
+                                   separator=" ")
+    return {"text": out, "num_tokens": count}
 
   def _sample(self, logits, states, limit, temperature):
     """`generate`'s loop from the prompts' logits and decoder state.

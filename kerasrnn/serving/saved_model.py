@@ -20,8 +20,19 @@ def resolve(path):
 
 
 def load(path):
-  """Loads an export; a damaged one is one line naming an older version."""
+  """Loads an export; a damaged one is one line naming an older version.
+
+  A subword export (assets/sentencepiece.model) needs TensorFlow Text's
+  ops: they are registered first, or one line names the package."""
   directory = resolve(path)
+  if os.path.exists(os.path.join(directory, "assets", "sentencepiece.model")):
+    try:
+      import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      raise UserError(f"{directory} is a SentencePiece model, whose ops come "
+                      "with TensorFlow Text: pip install "
+                      '"kerasrnn[subword]" (or tensorflow-text matching your '
+                      "TensorFlow)") from None
   try:
     return tf.saved_model.load(directory)
   except Exception as e:  # pylint: disable=broad-except
