@@ -174,6 +174,15 @@ def test_results_give_the_perplexity_per_word(run):
 
 
 @pytest.mark.slow
+def test_an_export_without_the_model_file_is_one_line(run, tmp_path):
+  copy = shutil.copytree(run[0], tmp_path / "run")
+  os.remove(copy / subword.MODEL_FILE)
+  with pytest.raises(UserError, match="has no sentencepiece.model .*copy it "
+                     "back from the run's token store"):
+    export.export(str(copy), str(tmp_path / "export"))
+
+
+@pytest.mark.slow
 def test_export_tokenize_is_the_stores_pieces(run, loaded):
   workdir, _ = run
   config = wd.load_config(workdir)

@@ -12,7 +12,8 @@ from kerasrnn.models.parameters import model_parameters
 
 SUMMARY_FIELDS = ("run", "model", "dropout", "optimizer", "learning_rate",
                   "parameters", "epochs", "best_epoch", "train_perplexity",
-                  "val_perplexity", "test_perplexity", "wall_minutes", "status")
+                  "val_perplexity", "test_perplexity", "test_word_perplexity",
+                  "wall_minutes", "status")
 
 
 def cell_name(cell):
@@ -38,10 +39,13 @@ class Run:
     return os.path.basename(os.path.normpath(self.path))
 
   def model_name(self):
-    """"LSTM 2x200", "LSTM 2x200 adaptive" (with the adaptive softmax)."""
+    """"LSTM 2x200", "LSTM 2x200 adaptive" (with the adaptive softmax),
+    "LSTM 2x200, 8000 pieces" (a SentencePiece model's)."""
     m = self.config["model"]
+    pieces = self.config.get("data", {}).get("tokenizer") == "sentencepiece"
     return (f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}"
-            + (" adaptive" if m.get("softmax") == "adaptive" else ""))
+            + (" adaptive" if m.get("softmax") == "adaptive" else "")
+            + (f", {self.vocab_size - 1} pieces" if pieces else ""))
 
   def label(self):
     m, t = self.config["model"], self.config["train"]
@@ -66,6 +70,10 @@ class Run:
     if self.finished and "test_perplexity" in self.results:
       best["val_perplexity"] = self.results["valid_perplexity"]
       best["test_perplexity"] = self.results["test_perplexity"]
+      best["test_word_perplexity"] = self.results.get("test_word_perplexity")
+    per_word = best.get("test_word_perplexity")
+    if per_word is None or not math.isfinite(per_word):  # Not recorded.
+      per_word = ""
     params = model_parameters(ml_collections.ConfigDict(m), self.vocab_size)
     last = self.history[-1]
     done = (f"{last['epoch']:.3g}/{t['epochs']}" if not t.get("steps") else
@@ -81,6 +89,7 @@ class Run:
         "train_perplexity": best.get("train_perplexity", ""),
         "val_perplexity": best.get("val_perplexity", ""),
         "test_perplexity": best.get("test_perplexity", ""),
+        "test_word_perplexity": per_word,
         "wall_minutes": round(last["seconds"] / 60, 1),
         "status": "finished" if self.finished else "in progress"}
 

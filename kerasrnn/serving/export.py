@@ -13,6 +13,7 @@ import tensorflow as tf
 from kerasrnn import files
 from kerasrnn import workdir as wd
 from kerasrnn.data import subword
+from kerasrnn.errors import UserError
 from kerasrnn.serving import warmup
 from kerasrnn.serving.module import LanguageModelModule
 from kerasrnn.serving.versions import versions
@@ -28,6 +29,12 @@ def load_module(workdir, top_k=10, max_new_tokens=200):
   """Builds the serving module from a run's workdir (config, vocab, weights)."""
   config = wd.load_config(workdir)
   config.data.mode = "sentence"  # Stateless, masked, any batch and length.
+  pieces = wd.path(workdir, subword.MODEL_FILE)
+  if config.data.tokenizer == "sentencepiece" and not os.path.exists(pieces):
+    raise UserError(f"{workdir} has no {subword.MODEL_FILE} (a subword "
+                    "run's tokenizer); copy it back from the run's token "
+                    "store (data.store, or its folder in "
+                    "~/.cache/kerasrnn/stores)")
   vocab = wd.load_vocab(workdir)
   model = load_best_model(workdir, config, len(vocab), use_cudnn=False,
                           stateful=False)
@@ -36,7 +43,7 @@ def load_module(workdir, top_k=10, max_new_tokens=200):
       lowercase=config.data.lowercase, tokenizer=config.data.tokenizer,
       top_k=top_k, max_new_tokens=max_new_tokens,
       context=config.data.max_length,
-      sentencepiece_model=wd.path(workdir, subword.MODEL_FILE))
+      sentencepiece_model=pieces)
 
 
 def export(workdir, export_base, top_k=10, max_new_tokens=200):
