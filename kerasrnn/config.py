@@ -52,6 +52,9 @@ def base_config():
   # split when the store is prepared), and the kind of model to train.
   data.sentencepiece_model = ""
   data.sentencepiece_type = "unigram"  # unigram | bpe
+  # Train it on at most this many lines, a sample of the training split
+  # (SentencePiece's input_sentence_size; its time and memory grow with it).
+  data.sentencepiece_lines = 1_000_000
   data.max_tokens = 0  # Keep only each split's first sentences up to this
   # many tokens (0 = all): quick runs on a slice of a corpus.
   data.tfds_name = ""  # e.g. 'lm1b', or 'ptb_text' (kerasrnn's builder).
@@ -198,6 +201,7 @@ def validate(config):
     _check(value > 0, f"config {name}={value} must be positive")
   non_negative = [("data.max_vocab_size", d.max_vocab_size),
                   ("data.max_tokens", d.max_tokens),
+                  ("data.sentencepiece_lines", d.sentencepiece_lines),
                   ("model.embedding_size", m.embedding_size),
                   ("model.init_scale", m.init_scale),
                   ("train.clip_norm", t.clip_norm),

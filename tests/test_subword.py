@@ -127,6 +127,19 @@ def test_a_given_model_is_identified_by_its_content(prepared, subword_dir,
     load_corpus(given.data)
 
 
+def test_the_trained_model_is_the_same_every_time(prepared, subword_dir,
+                                                  tmp_path):
+  """A cached store prepared again (deleted, another machine) gives the
+  same pieces and ids, so data.json lets the run resume on it."""
+  _, directory, corpus = prepared
+  again = str(tmp_path / "again")
+  store.prepare(_config(subword_dir).data, again)
+  assert store.read_manifest(again)["fingerprint"] == corpus.fingerprint
+  for name in (subword.MODEL_FILE, "vocab.txt"):
+    assert open(os.path.join(again, name), "rb").read() == open(
+        os.path.join(directory, name), "rb").read()
+
+
 def test_too_many_pieces_is_one_line(subword_dir, tmp_path):
   config = _config(subword_dir, **{"data.max_vocab_size": 5_000})
   with pytest.raises(UserError, match=r"could not train a model of "

@@ -81,6 +81,7 @@ def settings(data):
           subword.read_model(data.sentencepiece_model))
     else:
       out["sentencepiece_type"] = data.sentencepiece_type
+      out["sentencepiece_lines"] = data.sentencepiece_lines
   return out
 
 

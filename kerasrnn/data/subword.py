@@ -21,10 +21,6 @@ from kerasrnn.data import text
 from kerasrnn.errors import UserError
 
 MODEL_FILE = "sentencepiece.model"  # In a store and in a workdir.
-TYPES = ("unigram", "bpe")
-# Lines the trainer reads at most (a sample of a larger training split, as
-# SentencePiece's own input_sentence_size; its memory grows with them).
-MAX_TRAINING_LINES = 2_000_000
 _INSTALL = 'pip install "kerasrnn[subword]"'
 
 
@@ -84,7 +80,8 @@ def train(lines, data):
   Args:
     lines: the training split's lines, lowercased if data.lowercase.
     data: the `config.data` ConfigDict: max_vocab_size pieces (with <pad>,
-      <eos> and kerasrnn's <unk>), sentencepiece_type.
+      <eos> and kerasrnn's <unk>), sentencepiece_type, sentencepiece_lines
+      (a sample of that many lines, 0 = all).
 
   Returns:
     The serialized model (bytes).
@@ -100,7 +97,7 @@ def train(lines, data):
         pad_id=text.PAD_ID, pad_piece=text.PAD, unk_id=text.UNK_ID,
         unk_piece="<unknown>", eos_id=text.EOS_ID, eos_piece=text.EOS,
         bos_id=-1, user_defined_symbols=[text.UNK], byte_fallback=True,
-        character_coverage=1.0, input_sentence_size=MAX_TRAINING_LINES,
+        character_coverage=1.0, input_sentence_size=data.sentencepiece_lines,
         shuffle_input_sentence=True,
         num_threads=os.cpu_count() or 1, minloglevel=2)
   except RuntimeError as e:  # E.g. more pieces asked than the text has.
