@@ -359,10 +359,11 @@ def _sentencepiece_model(data, blocks):
   if data.sentencepiece_model:
     return subword.read_model(data.sentencepiece_model)
 
-  def lines():
+  def lines():  # A block's lines: a file's (with their "\n") or TFDS's.
     for block in blocks():
-      for line in b"".join(block).decode("utf-8").splitlines():
-        if line.strip():
+      for line in block:
+        line = " ".join(line.decode("utf-8").split())
+        if line:
           yield line.lower() if data.lowercase else line
 
   logging.info("training a SentencePiece model of %d pieces on the training "
