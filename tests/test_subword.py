@@ -181,6 +181,7 @@ def test_results_give_the_perplexity_per_word(run):
       pytest.approx(np.log(results["test_perplexity"]) * test.num_tokens,
                     rel=1e-12))
   assert results["test_word_perplexity"] > results["test_perplexity"]
+  assert results["test_oov_rate"] == results["valid_oov_rate"] == 0
   rows = wd.read_history(workdir)
   assert all(r["val_word_perplexity"] > r["val_perplexity"] for r in rows)
   assert os.path.exists(wd.path(workdir, subword.MODEL_FILE))

@@ -53,6 +53,14 @@ def test_smoke_run_writes_the_workdir(smoke, tmp_path, variant):
   assert again["perplexity"] == pytest.approx(results["test_perplexity"],
                                               rel=1e-6)
   assert again["target_tokens"] == results["test_tokens"]
+  # A word model of whitespace-split text: per word = per token, except
+  # that stream mode's dropped tail is left out pro rata.
+  assert again["word_perplexity"] == pytest.approx(again["perplexity"],
+                                                   rel=1e-9)
+  assert results["test_word_perplexity"] == pytest.approx(
+      results["test_perplexity"], rel=1e-9)
+  # Its <unk> hides the held-out words it lacks: the rate is recorded.
+  assert 0 < results["test_oov_rate"] < 0.2
 
 
 def test_exact_perplexity_unpadded_equals_bucketed(smoke, tmp_path):

@@ -271,6 +271,8 @@ def _train(config, workdir, run_dir, strategy, chief, extra_callbacks):
   scores = {s: data.perplexity(model, s, head.get(s), extra_callbacks)
             for s in corpus.splits}
   results = _results(run_dir, model, scores, len(corpus.vocab))
+  # What a word model's <unk> hides from its perplexity (0 with pieces).
+  results.update({f"{s}_oov_rate": r for s, r in corpus.oov_rates.items()})
   if chief:
     wd.write_json(workdir, "results.json", results)
   logging.info("results: %s", results)
