@@ -81,6 +81,26 @@ def test_plots_are_written_per_run_and_for_comparison(runs, tmp_path):
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_runs_with_per_word_figures_get_per_word_plots(runs, tmp_path):
+  out = str(tmp_path / "report")
+  report.write_report(f"{runs}/*", out)  # Histories of kerasrnn 0.2.
+  assert not os.path.exists(os.path.join(out, "val_word_perplexity.png"))
+  path = os.path.join(runs, "pieces")
+  _fake_run(runs, "pieces", [], None, **{
+      "data.tokenizer": "sentencepiece", "data.max_vocab_size": 8})
+  wd.write_history(path, [
+      dict(step=10 * e, epoch=e, tokens=100 * e, learning_rate=1,
+           train_perplexity=50 / e, val_perplexity=40 / e,
+           test_perplexity=39 / e, seconds=60 * e, tokens_per_second=10,
+           val_word_perplexity=90 / e, test_word_perplexity=88 / e)
+      for e in (1, 2)])
+  rows = {r["run"]: r for r in report.write_report(f"{runs}/*", out)}
+  assert rows["pieces"]["model"] == "LSTM 1x16, 8 pieces"
+  assert rows["pieces"]["val_perplexity"] == 20
+  for name in ("val_word_perplexity", "val_word_perplexity_by_hours"):
+    assert os.path.getsize(os.path.join(out, f"{name}.png")) > 10_000
+
+
 def test_no_runs_is_a_clear_error(tmp_path):
   with pytest.raises(UserError, match="no kerasrnn runs"):
     report.write_report(str(tmp_path / "nothing*"), str(tmp_path / "out"))

@@ -1,5 +1,6 @@
 """kerasrnn-report's work: convergence plots and the summary table."""
 import csv
+import math
 import os
 
 import matplotlib
@@ -109,6 +110,13 @@ def write_report(patterns, out):
   for x in ("tokens", "hours"):
     comparison_plot(runs, "val_perplexity", "Validation",
                     os.path.join(out, f"val_perplexity_by_{x}.png"), x)
+  # Per word: the figure that compares runs of other tokenisations (word
+  # and subword); in history.csv since kerasrnn 0.4.
+  if any(math.isfinite(r["val_word_perplexity"]) for run in runs
+         for r in run.history):
+    for x, suffix in (("epoch", ""), ("hours", "_by_hours")):
+      comparison_plot(runs, "val_word_perplexity", "Validation (per word)",
+                      os.path.join(out, f"val_word_perplexity{suffix}.png"), x)
   rows = [run.summary() for run in runs]
   write_tables(rows, out)
   return rows

@@ -42,10 +42,13 @@ class Run:
     """"LSTM 2x200", "LSTM 2x200 adaptive" (with the adaptive softmax),
     "LSTM 2x200, 8000 pieces" (a SentencePiece model's)."""
     m = self.config["model"]
-    pieces = self.config.get("data", {}).get("tokenizer") == "sentencepiece"
+    data = self.config.get("data", {})
+    # The pieces asked for (the model's size), else the vocabulary's.
+    pieces = data.get("max_vocab_size") or self.vocab_size
     return (f"{cell_name(m['cell'])} {m['num_layers']}x{m['hidden_size']}"
             + (" adaptive" if m.get("softmax") == "adaptive" else "")
-            + (f", {self.vocab_size - 1} pieces" if pieces else ""))
+            + (f", {pieces} pieces" if data.get("tokenizer") == "sentencepiece"
+               else ""))
 
   def label(self):
     m, t = self.config["model"], self.config["train"]
