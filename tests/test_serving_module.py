@@ -223,7 +223,8 @@ def test_empty_batches_give_empty_outputs(tmp_path):
   empty = tf.constant([], tf.string)
   out = module.score(text_in=empty)
   assert {k: v.shape[0] for k, v in out.items()} == {
-      "log_likelihood": 0, "num_tokens": 0, "perplexity": 0}
+      "log_likelihood": 0, "num_tokens": 0, "perplexity": 0,
+      "num_words": 0, "word_perplexity": 0}
   assert module.next_words(text_in=empty)["words"].shape[0] == 0
   out = module.generate(prompt=empty, max_tokens=tf.constant([], tf.int32),
                         temperature=tf.constant([], tf.float32))
