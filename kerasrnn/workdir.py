@@ -223,9 +223,11 @@ def check_data(workdir, corpus, data):
         f"workdir {workdir} holds a run on other data (tokens per split "
         f"{stored.get('tokens')}, now {now['tokens']}); point data.dir at the "
         "run's data or use a new --workdir")
+  if data.mode != "sentence" or stored.get("sentence_layout",
+                                           1) == SENTENCE_LAYOUT:
+    return
   longest = int(corpus.splits["train"].lengths.max(initial=0))
-  if (data.mode == "sentence" and longest > data.max_length
-      and stored.get("sentence_layout", 1) != SENTENCE_LAYOUT):
+  if longest > data.max_length:
     raise UserError(
         f"workdir {workdir} holds a sentence-mode run of kerasrnn before 0.4, "
         f"which cut sentences longer than data.max_length={data.max_length} "

@@ -191,8 +191,11 @@ def _tokenised(blocks, data, pieces, per_block, cut):
     ragged = text.tokenize(lines, data.lowercase, data.tokenizer, pieces)
     lengths = ragged.row_lengths()
     kept = lengths > 0
+    # Whitespace tokens are the words: not split a second time.
+    words = (lengths if data.tokenizer == "whitespace"
+             else text.count_words(lines))
     return (*per_block(ragged.flat_values), tf.boolean_mask(lengths, kept),
-            tf.boolean_mask(text.count_words(lines), kept))
+            tf.boolean_mask(words, kept))
 
   failed = []
 
