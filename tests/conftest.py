@@ -100,6 +100,16 @@ def smoke_config(data_dir, variant=None, overrides=None):
   return config_lib.override(config, overrides or {})
 
 
+def trained_export(config, tmp_path_factory, name):
+  """(workdir, export version dir) of a run of `config` and its export."""
+  from kerasrnn.serving import export  # pylint: disable=g-import-not-at-top
+  from kerasrnn.training import train  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("run"))
+  train.train_and_evaluate(config, workdir)
+  base = str(tmp_path_factory.mktemp("export") / name)
+  return workdir, export.export(workdir, base)
+
+
 def run_tool(tool, *args, stdin=None, env=None, timeout=300):
   """Runs the command-line tool `kerasrnn-<tool>` as a user would."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))

@@ -19,6 +19,7 @@ from conftest import error_line
 from conftest import grammar_sentences
 from conftest import run_tool
 from conftest import smoke_config
+from conftest import trained_export
 from conftest import write_corpus
 from kerasrnn import fast_path
 from kerasrnn import workdir as wd
@@ -35,10 +36,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, corpus_dir):
   """A smoke run in sentence mode, with one export."""
-  workdir = str(tmp_path_factory.mktemp("run"))
-  train.train_and_evaluate(smoke_config(corpus_dir, "sentence"), workdir)
-  base = str(tmp_path_factory.mktemp("export") / "smoke")
-  return workdir, export.export(workdir, base)
+  return trained_export(smoke_config(corpus_dir, "sentence"),
+                        tmp_path_factory, "smoke")
 
 
 @pytest.fixture(scope="module")

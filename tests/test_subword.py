@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import grammar_sentences
 from conftest import run_tool
 from conftest import smoke_config
+from conftest import trained_export
 from conftest import write_corpus
 from kerasrnn import workdir as wd
 from kerasrnn.data import store
@@ -22,7 +23,6 @@ from kerasrnn.data.corpus import load_corpus
 from kerasrnn.errors import UserError
 from kerasrnn.serving import export
 from kerasrnn.training import evaluation
-from kerasrnn.training import train
 from test_serving import lines_of_test_split
 from test_serving import stream_test_split
 
@@ -158,10 +158,8 @@ def test_a_missing_extra_is_one_line(subword_dir, tmp_path, monkeypatch,
 @pytest.fixture(scope="module")
 def run(subword_dir, tmp_path_factory):
   """A sentence-mode smoke run on pieces, and its export."""
-  workdir = str(tmp_path_factory.mktemp("run"))
-  train.train_and_evaluate(_config(subword_dir, "sentence"), workdir)
-  base = str(tmp_path_factory.mktemp("export") / "subword")
-  return workdir, export.export(workdir, base)
+  return trained_export(_config(subword_dir, "sentence"), tmp_path_factory,
+                        "subword")
 
 
 @pytest.fixture(scope="module")
