@@ -23,6 +23,7 @@ SENTENCEPIECE_TYPES = ("unigram", "bpe")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 SCHEDULES = ("epoch_decay", "constant", "cosine", "linear", "inverse_sqrt",
              "plateau")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def base_config():
@@ -157,6 +158,12 @@ def base_config():
   # mode on CPUs with AVX-512, off on AVX2-only CPUs and in sentence mode);
   # see kerasrnn/fast_path.py and docs/results.md#training-speed.
   train.jit_compile = config_dict.placeholder(bool)
+  # float32 | mixed_bfloat16 (CPUs with AVX512_BF16 or AMX, recent GPUs) |
+  # mixed_float16 (GPUs; with loss scaling): Keras's mixed-precision policy
+  # for the layers' arithmetic; the weights, the optimizer, the output
+  # log-softmax, the loss and the perplexity stay float32 (float64 sums),
+  # and checkpoints and exports are float32 either way.
+  train.precision = "float32"
   # Training/evaluation steps per call into TensorFlow: Keras's per-batch
   # callbacks and progress bar, which wait for the step to finish, run once
   # per this many steps (1 = every step, measured ~5% slower). Always 1
@@ -186,7 +193,8 @@ def validate(config):
              ("model.softmax", m.softmax, SOFTMAXES),
              ("train.optimizer", t.optimizer, OPTIMIZERS),
              ("train.schedule", t.schedule, SCHEDULES),
-             ("train.distribute", t.distribute, DISTRIBUTE)]
+             ("train.distribute", t.distribute, DISTRIBUTE),
+             ("train.precision", t.precision, PRECISIONS)]
   for name, value, allowed in choices:
     _check(value in allowed,
            f"config {name}={value!r} is not one of {', '.join(allowed)}")

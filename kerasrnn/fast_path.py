@@ -32,7 +32,10 @@ import functools
 import os
 import re
 
+from absl import logging
 import tensorflow as tf
+
+from kerasrnn.errors import UserError
 
 # XLA's names for instruction sets, lowest first (`--xla_cpu_max_isa`).
 _XLA_ISAS = ("SSE4_2", "AVX", "AVX2", "AVX512", "AVX512_VNNI",
@@ -76,6 +79,54 @@ def xla_uses_avx512(flags, cap):
   return cap is None or cap not in _XLA_ISAS or _XLA_ISAS.index(cap) >= 3
 
 
+def onednn_isa_cap(value=None):
+  """The ISA ONEDNN_MAX_CPU_ISA caps oneDNN's kernels at (upper case), or
+  None (no cap)."""
+  value = os.environ.get("ONEDNN_MAX_CPU_ISA", "") if value is None else value
+  value = value.strip().upper()
+  return None if value in ("", "ALL", "DEFAULT") else value
+
+
+def native_bfloat16(flags, cap):
+  """Whether oneDNN (TensorFlow's CPU matmuls) may multiply bfloat16
+  natively here: the CPU has AVX512_BF16 or AMX-BF16 and no cap forbids."""
+  if not {"avx512_bf16", "amx_bf16"} & set(flags):
+    return False
+  return cap is None or any(isa in cap for isa in ("BF16", "AMX", "FP16",
+                                                    "AVX10"))
+
+
+def check_precision(config):
+  """Raises UserError for a train.precision this machine cannot run well;
+  returns a line to log for one it runs slower (else None).
+
+  Measured on a 2-core AMD EPYC Zen 4, TensorFlow 2.21, configs/small.py
+  (docs/results.md, "Mixed precision"): mixed_bfloat16 with oneDNN kept
+  from AVX512_BF16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE: bfloat16 emulated)
+  trained at 0.42x float32's speed, and with oneDNN kept to AVX2 the first
+  bfloat16 matmul aborted the process; mixed_float16 on the CPU trained at
+  0.94x float32's speed (no CPU here multiplies float16 natively).
+  """
+  precision = config.train.precision
+  if precision == "float32" or tf.config.list_logical_devices("GPU"):
+    return None
+  name, flags = cpu()
+  if precision == "mixed_bfloat16":
+    cap = onednn_isa_cap()
+    if not native_bfloat16(flags, cap):
+      why = (f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN from it" if cap and
+             {"avx512_bf16", "amx_bf16"} & set(flags) else
+             f"CPU '{name}' has neither AVX512_BF16 nor AMX")
+      raise UserError(
+          f"config train.precision=mixed_bfloat16 needs a CPU that "
+          f"multiplies bfloat16 natively and {why}: emulated bfloat16 "
+          "trained at 0.42x float32's speed (and oneDNN kept to AVX2 "
+          "aborted); use train.precision=float32")
+    return None
+  return (f"train.precision=mixed_float16 on CPU '{name}': no faster than "
+          "float32 on a CPU (measured 0.94x); it is meant for GPUs")
+
+
 def choose(config):
   """(jit_compile, reason) for this config on this machine."""
   if config.train.jit_compile is not None:
@@ -91,6 +142,9 @@ def choose(config):
   if tf.config.list_logical_devices("GPU"):
     return True, "stream mode on a GPU"
   name, flags = cpu()
+  if config.train.precision != "float32":
+    return False, (f"{config.train.precision} on CPU '{name}': XLA measured "
+                   "0.72x as fast as without (mixed_bfloat16)")
   cap = xla_isa_cap()
   if xla_uses_avx512(flags, cap):
     if config.model.weight_drop:
@@ -141,7 +195,9 @@ def describe(config):
   matmuls = ("" if config.model.cell == "transformer" else
              "one recurrent matmul "
              f"{'per gate' if gate_matmuls(config) else 'for all gates'}; ")
-  return (f"fast path: XLA {'on' if on else 'off'} ({reason}); "
+  precision = ("" if config.train.precision == "float32" else
+               f"{config.train.precision}; ")
+  return (f"fast path: {precision}XLA {'on' if on else 'off'} ({reason}); "
           f"--config.train.jit_compile={not on} to change it; "
           f"{matmuls}{steps_per_execution(config)} steps per execution")
 
@@ -149,8 +205,16 @@ def describe(config):
 def build_model(config, vocab_size, **kwargs):
   """`kerasrnn.models.build_model` with this machine's choice of the
   recurrent matmuls' form (`gate_matmuls`), stateful in both modes (sentence
-  mode's chunks carry the state): what training, evaluation and the
-  benchmarks run. Other keyword arguments go to `build_model`."""
+  mode's chunks carry the state), in train.precision: what training,
+  evaluation and the benchmarks run. Other keyword arguments go to
+  `build_model`."""
   from kerasrnn.models import build_model as build  # pylint: disable=g-import-not-at-top
   kwargs.setdefault("stateful", True)
+  kwargs.setdefault("precision", config.train.precision)
+  if kwargs["precision"] != "float32":
+    checked = config.copy_and_resolve_references()
+    checked.train.precision = kwargs["precision"]
+    warning = check_precision(checked)
+    if warning:
+      logging.warning("%s", warning)
   return build(config, vocab_size, gate_matmuls=gate_matmuls(config), **kwargs)

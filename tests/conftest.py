@@ -100,6 +100,22 @@ def smoke_config(data_dir, variant=None, overrides=None):
   return config_lib.override(config, overrides or {})
 
 
+def native_bfloat16():
+  """Whether this machine multiplies bfloat16 natively (else TensorFlow
+  emulates it, or, with oneDNN kept below AVX-512, aborts)."""
+  from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
+  return fast_path.native_bfloat16(fast_path.cpu()[1],
+                                   fast_path.onednn_isa_cap())
+
+
+def precisions():
+  """The train.precision values this machine can run, for parametrize:
+  mixed_bfloat16 skipped where the CPU lacks AVX512_BF16 and AMX."""
+  return ["float32", pytest.param("mixed_bfloat16", marks=pytest.mark.skipif(
+      not native_bfloat16(), reason="no native bfloat16 on this CPU")),
+          "mixed_float16"]
+
+
 def trained_export(config, tmp_path_factory, name):
   """(workdir, export version dir) of a run of `config` and its export."""
   from kerasrnn.serving import export  # pylint: disable=g-import-not-at-top

@@ -1,7 +1,10 @@
+import re
+
 import pytest
 
 from conftest import smoke_config
 from kerasrnn import fast_path
+from kerasrnn.errors import UserError
 
 XEON = ("Intel(R) Xeon(R) CPU", frozenset({"avx2", "fma", "avx512f"}))
 EPYC = ("AMD EPYC 7B13", frozenset({"avx2", "fma"}))
@@ -112,3 +115,42 @@ def test_recurrent_layers_multiply_per_gate_where_xla_is_off(machine, cpu,
       per_gate)
   config.model.cell = "transformer"  # No recurrent matmuls to speak of.
   assert "recurrent matmul" not in fast_path.describe(config)
+
+
+ZEN4 = ("AMD EPYC 9B14", frozenset({"avx2", "fma", "avx512f",
+                                     "avx512_bf16"}))
+
+
+def test_mixed_bfloat16_needs_a_cpu_that_multiplies_bfloat16(machine,
+                                                              monkeypatch):
+  config = smoke_config("", overrides={"train.precision": "mixed_bfloat16"})
+  monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+  machine(ZEN4)
+  assert fast_path.check_precision(config) is None
+  for cpu in (XEON, EPYC):  # AVX-512 without BF16; AVX2 only.
+    machine(cpu)
+    with pytest.raises(UserError, match=re.escape(
+        f"train.precision=mixed_bfloat16 needs a CPU that multiplies "
+        f"bfloat16 natively and CPU '{cpu[0]}' has neither AVX512_BF16 nor "
+        "AMX: emulated bfloat16 trained at 0.42x")):
+      fast_path.check_precision(config)
+  machine(ZEN4)
+  monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core")
+  with pytest.raises(UserError, match="ONEDNN_MAX_CPU_ISA=AVX512_CORE keeps"):
+    fast_path.check_precision(config)
+  monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+  assert fast_path.check_precision(config) is None
+  # No XLA under it on a CPU (measured slower), per-gate matmuls instead.
+  on, reason = fast_path.choose(config)
+  assert not on and "mixed_bfloat16 on CPU 'AMD EPYC 9B14'" in reason
+  assert fast_path.gate_matmuls(config)
+  assert fast_path.describe(config).startswith(
+      "fast path: mixed_bfloat16; XLA off")
+
+
+def test_float16_on_a_cpu_is_allowed_with_a_warning(machine):
+  config = smoke_config("", overrides={"train.precision": "mixed_float16"})
+  machine(EPYC)
+  assert "meant for GPUs" in fast_path.check_precision(config)
+  config.train.precision = "float32"
+  assert fast_path.check_precision(config) is None

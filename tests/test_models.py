@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import precisions
 from conftest import smoke_config
 from kerasrnn import config as config_lib
 from kerasrnn.models import build_model
@@ -190,3 +191,136 @@ def test_compiling_again_with_the_same_optimizer_keeps_clipping():
                        for w, b in zip(model.trainable_weights, before)))
   # The update is the learning rate times a gradient clipped to 1e-3.
   assert 0 < change <= 1e-3 * (1 + 1e-4)
+
+
+PRECISIONS = precisions()
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_a_policy_computes_in_its_dtype_and_keeps_float32_weights(
+    precision, softmax):
+  config = smoke_config("", overrides={
+      "data.mode": "sentence", "model.softmax": softmax,
+      "model.adaptive_cutoffs": (10,) if softmax == "adaptive" else ()})
+  model = build_model(config, 30, precision=precision)
+  compute = precision.replace("mixed_", "")
+  for layer in rnn_layers(model) + [model.get_layer("embedding")]:
+    assert layer.compute_dtype == compute, layer.name
+  assert {w.dtype for w in model.weights} == {"float32"}
+  x = np.array([[2, 5, 7, 0], [2, 9, 0, 0]], np.int32)
+  y = np.array([[5, 7, 2, 0], [9, 2, 0, 0]], np.int32)
+  assert model.hidden_states(x).dtype == compute
+  nll = model.target_nll(x, y)
+  assert nll.dtype == "float32" and np.all(np.asarray(nll)[y == 0] == 0)
+  # Building under a policy leaves Keras's global policy as it was.
+  assert keras.config.dtype_policy().name == "float32"
+
+
+def _sentence_batches_perplexity(model, sentences, batch):
+  """Perplexity of `sentences` (id lists) scored `batch` rows at a time."""
+  total, count = 0.0, 0
+  for start in range(0, len(sentences), batch):
+    rows = sentences[start:start + batch]
+    width = max(len(s) for s in rows)
+    x = np.zeros((len(rows), width), np.int32)
+    y = np.zeros((len(rows), width), np.int32)
+    for i, s in enumerate(rows):
+      x[i, :len(s)] = [2] + s[:-1]
+      y[i, :len(s)] = s
+    total += float(np.sum(np.asarray(model.target_nll(x, y), np.float64)))
+    count += int(np.sum(y > 0))
+  return np.exp(total / count), count
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_perplexity_is_the_same_at_batch_1_and_16_under_each_policy(
+    precision):
+  config = smoke_config("", overrides={"data.mode": "sentence",
+                                       "model.hidden_size": 64})
+  rng = np.random.default_rng(0)
+  sentences = [list(rng.integers(3, 300, rng.integers(2, 25)))
+               for _ in range(16)]
+  keras.utils.set_random_seed(0)
+  model = build_model(config, 300, precision=precision)
+  one, count = _sentence_batches_perplexity(model, sentences, 1)
+  sixteen, count16 = _sentence_batches_perplexity(model, sentences, 16)
+  assert count == count16 == sum(len(s) for s in sentences)
+  np.testing.assert_allclose(one, sixteen, rtol=1e-6)
+  # And near float32's on the same weights.
+  keras.utils.set_random_seed(0)
+  reference = build_model(config, 300)
+  reference.set_weights(model.get_weights())
+  want, _ = _sentence_batches_perplexity(reference, sentences, 16)
+  np.testing.assert_allclose(sixteen, want, rtol=1e-3)
+
+
+def _stream_batch(config, vocab, seed=0):
+  rng = np.random.default_rng(seed)
+  shape = (config.data.batch_size, config.data.num_steps)
+  return (rng.integers(1, vocab, shape).astype(np.int32),
+          rng.integers(1, vocab, shape).astype(np.int32))
+
+
+def test_loss_scaling_clips_the_unscaled_gradients():
+  # The step clips the scaled loss's gradients at the scaled norm: once the
+  # optimizer unscales them they are the clipped gradients of the loss,
+  # exactly as without scaling.
+  config = smoke_config("", overrides={"data.mode": "stream"})
+  x, y = _stream_batch(config, 30)
+  changes = []
+  for scaled in (False, True):
+    keras.utils.set_random_seed(0)
+    model = build_model(config, 30)
+    before = model.get_weights()
+    optimizer = keras.optimizers.SGD(1.0, global_clipnorm=0.01)
+    if scaled:
+      optimizer = keras.optimizers.LossScaleOptimizer(optimizer,
+                                                      initial_scale=1024.0)
+    model.compile(optimizer=optimizer)
+    model.train_on_batch(x, y)
+    changes.append([a - b for a, b in zip(model.get_weights(), before)])
+  norm = np.sqrt(sum(np.sum(np.square(c)) for c in changes[0]))
+  np.testing.assert_allclose(norm, 0.01, rtol=1e-4)  # Clipping was active.
+  for plain, scaled in zip(*changes):
+    np.testing.assert_allclose(scaled, plain, rtol=1e-4, atol=1e-9)
+
+
+def test_loss_scaling_recovers_from_an_overflow():
+  # A loss scale of 2^40 overflows float16's gradients (largest 65,504):
+  # each such step is skipped (no update) and halves the scale, until the
+  # gradients are finite; then the model trains.
+  config = smoke_config("", overrides={"data.mode": "stream",
+                                       "train.precision": "mixed_float16"})
+  model = build_model(config, 30, precision="mixed_float16")
+  train.compile_model(model, config)
+  optimizer = model.optimizer
+  assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  optimizer.build(model.trainable_variables)
+  optimizer.dynamic_scale.assign(2.0 ** 40)
+  x, y = _stream_batch(config, 30)
+  before = model.get_weights()
+  model.train_on_batch(x, y)
+  assert float(optimizer.dynamic_scale.numpy()) == 2.0 ** 39
+  # Skipped, and counted as a step (kerasrnn's loop reads batches by step).
+  assert int(optimizer.iterations.numpy()) == 1
+  for a, b in zip(model.get_weights(), before):
+    np.testing.assert_array_equal(a, b)
+  # Halved at each overflowing step until the first finite one updates.
+  scales = []
+  while True:
+    weights = model.get_weights()
+    first = model.train_on_batch(x, y, return_dict=True)["loss"]
+    scales.append(float(optimizer.dynamic_scale.numpy()))
+    if any(np.any(a != b) for a, b in zip(model.get_weights(), weights)):
+      break
+    assert len(scales) < 40
+  assert len(scales) > 1
+  assert scales == [2.0 ** (38 - i) for i in range(len(scales) - 1)] + [
+      scales[-2]]
+  for _ in range(5):
+    last = model.train_on_batch(x, y, return_dict=True)["loss"]
+  assert int(optimizer.iterations.numpy()) == 1 + len(scales) + 5
+  assert float(optimizer.dynamic_scale.numpy()) == scales[-1]
+  assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+  assert np.isfinite(last) and last < first

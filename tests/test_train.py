@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from conftest import precisions
 from conftest import smoke_config
 from kerasrnn import workdir as wd
 from kerasrnn.errors import UserError
@@ -353,3 +354,48 @@ def test_a_finished_run_trains_on_when_asked_for_more(
   assert train.train_and_evaluate(smoke(**longer), workdir) == results
   assert train.train_and_evaluate(smoke(**{"train.epochs": 1}),
                                   workdir) == results
+
+
+@pytest.mark.parametrize("precision", [
+    p for p in precisions() if getattr(p, "values", (p,))[0] != "float32"])
+@pytest.mark.parametrize("mode", ["stream", "sentence"])
+def test_each_precision_trains_resumes_evaluates_and_exports(
+    smoke, tmp_path, precision, mode):
+  from kerasrnn.serving import export  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  overrides = {"train.precision": precision, "data.mode": mode}
+  whole = str(tmp_path / "whole")
+  expected = train.train_and_evaluate(smoke(**overrides), whole)
+  # Stopped after every call into TensorFlow and continued: the same run.
+  workdir = str(tmp_path / "run")
+  stopped = smoke(**overrides, **{"train.max_hours": 1e-4})
+  stops = 0
+  while "stopped_at_step" in train.train_and_evaluate(stopped, workdir):
+    stops += 1
+    assert stops < 20
+  assert stops >= 1
+  _assert_same_run(workdir, (expected, _history(whole)))
+  # Checkpoints are float32, and kerasrnn-evaluate (in the run's precision)
+  # gives results.json's figure.
+  weights = evaluation.best_weight_values(workdir)
+  assert {v.dtype for v in weights.values()} == {np.dtype("float32")}
+  again = evaluation.evaluate(workdir, "test", mode="sentence")
+  if mode == "sentence":
+    assert again["perplexity"] == pytest.approx(expected["test_perplexity"],
+                                                rel=1e-6)
+  # The export is float32 (whatever the run's precision): its score of the
+  # test sentences is near the run's own perplexity of them.
+  version = export.export(workdir, str(tmp_path / "export"))
+  dtypes = tf.train.load_checkpoint(os.path.join(
+      version, "variables", "variables")).get_variable_to_dtype_map()
+  assert {d for d in dtypes.values() if d.is_floating} == {tf.float32}
+  loaded = tf.saved_model.load(version)
+  with open(os.path.join(smoke().data.dir, "ptb.test.txt")) as f:
+    lines = [l.strip() for l in f]
+  scored = loaded.signatures["score"](text=tf.constant(lines))
+  tokens = np.cumsum(scored["num_tokens"].numpy())
+  read = tokens <= again["target_tokens"]
+  assert tokens[read][-1] == again["target_tokens"]
+  exported = np.exp(-np.sum(scored["log_likelihood"].numpy()[read])
+                    / again["target_tokens"])
+  assert exported == pytest.approx(again["perplexity"], rel=0.01)

@@ -92,11 +92,14 @@ class AdaptiveSoftmax(output.OutputLayer):
           weight(f"tail_{k}_bias", (size,), self.bias_initializer)))
 
   def _head_logits(self, h):
-    return ops.matmul(h, self.head_kernel) + self.head_bias
+    # Multiplied in the layer's compute dtype; the softmaxes read float32.
+    return ops.cast(ops.matmul(h, self.head_kernel) + self.head_bias,
+                    "float32")
 
   def _tail_logits(self, k, h):
     projection, kernel, bias = self.tails[k]
-    return ops.matmul(ops.matmul(h, projection), kernel) + bias
+    return ops.cast(ops.matmul(ops.matmul(h, projection), kernel) + bias,
+                    "float32")
 
   def call(self, h):
     """<float>[..., depth] -> <float32>[..., vocab_size] log-probabilities."""

@@ -6,6 +6,8 @@ the embedding and after every recurrent layer; the modern recipe's variants
 (locked and word dropout, weight drop; `kerasrnn.models.regularizers`) are
 options of the same layers. With every option off the model is Zaremba's.
 """
+import contextlib
+
 import keras
 from keras import ops
 import tensorflow as tf
@@ -49,17 +51,24 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
   # The optimizer's `global_clipnorm` is applied by the train step, which
   # clips as one device would and keeps sparse gradients sparse
   # (`replicas.clip_like_one_device`); the optimizer itself is left as the
-  # caller made it.
+  # caller made it. Under loss scaling (a `keras.optimizers.
+  # LossScaleOptimizer`, as train.precision=mixed_float16 makes) the
+  # gradients are those of the scaled loss: clipped at the scaled norm, they
+  # are the clipped gradients once the optimizer unscales them, and a
+  # non-finite one still reaches it (it then skips the step and lowers the
+  # scale).
 
-  def _apply_clipped(self, gradients):
+  def _apply_clipped(self, gradients, scale):
     optimizer = self.optimizer
-    norm = optimizer.global_clipnorm
-    gradients = replicas.clip_like_one_device(gradients, norm)
-    optimizer.global_clipnorm = None  # While the step is traced.
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    norm = inner.global_clipnorm
+    gradients = replicas.clip_like_one_device(
+        gradients, ops.multiply(norm, scale) if norm else None)
+    inner.global_clipnorm = None  # While the step is traced.
     try:
       optimizer.apply(gradients, self.trainable_weights)
     finally:
-      optimizer.global_clipnorm = norm
+      inner.global_clipnorm = norm
 
   def hidden_states(self, x, training=False):
     """The output layer's inputs: <float32>[batch, time, width]."""
@@ -115,7 +124,9 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
     self._start_sentences(x)
     with tf.GradientTape() as tape:
       loss = self._loss(x, y, weights, training=True)
-    self._apply_clipped(tape.gradient(loss, self.trainable_weights))
+      scale = self.optimizer.scale_loss(ops.ones((), loss.dtype))
+      scaled = ops.multiply(loss, scale)
+    self._apply_clipped(tape.gradient(scaled, self.trainable_weights), scale)
     return self._logs()
 
   def test_step(self, data):
@@ -169,6 +180,7 @@ class Logits(output.OutputLayer):
 
   def call(self, x):
     kernel = ops.transpose(self._tied_matrix()) if self.tied else self.kernel
+    # In the layer's compute dtype: `token_nll` takes the softmax in float32.
     return ops.matmul(x, kernel) + self.bias
 
   def nll(self, x, targets):
@@ -180,8 +192,21 @@ def rnn_layers(model):
   return [l for l in model.layers if isinstance(l, keras.layers.RNN)]
 
 
+@contextlib.contextmanager
+def dtype_policy(precision):
+  """Layers built inside compute in `precision` (a Keras dtype policy name:
+  float32, mixed_bfloat16, mixed_float16); their variables stay float32."""
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(precision)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
 def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
-                stock_layers=None, gate_matmuls=False, stateful=None):
+                stock_layers=None, gate_matmuls=False, stateful=None,
+                precision="float32"):
   """Builds the language model described by `config`.
 
   Stream mode gives stateful recurrent layers over fixed [batch, num_steps]
@@ -212,6 +237,9 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
     stateful: sentence mode: True for the chunked model training and
       evaluation run, False (the default) for the stateless one; stream
       mode is always stateful.
+    precision: the layers' Keras dtype policy (config train.precision
+      trains with it): float32, mixed_bfloat16 or mixed_float16. The
+      weights are float32 and the output layer returns float32 either way.
 
   Returns:
     An uncompiled `LanguageModel` mapping <int32>[batch, time] ids to
@@ -219,6 +247,13 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
     log-probabilities (adaptive: `kerasrnn.models.adaptive`), the layer
     named "logits" either way.
   """
+  with dtype_policy(precision):
+    return _build(config, vocab_size, batch_size, use_cudnn, stock_layers,
+                  gate_matmuls, stateful)
+
+
+def _build(config, vocab_size, batch_size, use_cudnn, stock_layers,
+           gate_matmuls, stateful):
   m = config.model
   stream = config.data.mode == "stream"
   stateful = stream or bool(stateful)

@@ -37,8 +37,8 @@ def token_nll(targets, logits):
   if logits.shape.is_fully_defined() and logits.shape[-1] >= FUSED_MIN_VOCAB:
     nll = _fused_nll(targets, logits)
   else:
-    nll = ops.sparse_categorical_crossentropy(targets, logits,
-                                              from_logits=True)
+    nll = ops.sparse_categorical_crossentropy(
+        targets, ops.cast(logits, "float32"), from_logits=True)
   return nll * ops.cast(ops.not_equal(targets, 0), nll.dtype)
 
 
@@ -69,15 +69,16 @@ def _fused_nll(targets, logits):
 
 @tf.function(jit_compile=True)
 def _nll_and_logsumexp(logits, targets):
+  logits = tf.cast(logits, tf.float32)  # Fused into the pass (mixed precision).
   logsumexp = tf.reduce_logsumexp(logits, axis=-1)
   return logsumexp - tf.gather(logits, targets, batch_dims=1), logsumexp
 
 
 @tf.function(jit_compile=True)
 def _nll_gradient(logits, targets, logsumexp, upstream):
-  softmax = tf.exp(logits - logsumexp[:, None])
-  one_hot = tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype)
-  return upstream[:, None] * (softmax - one_hot)
+  softmax = tf.exp(tf.cast(logits, tf.float32) - logsumexp[:, None])
+  one_hot = tf.one_hot(targets, tf.shape(logits)[-1], dtype=tf.float32)
+  return tf.cast(upstream[:, None] * (softmax - one_hot), logits.dtype)
 
 
 class SequenceLoss(keras.losses.Loss):

@@ -51,8 +51,10 @@ def _stock_path(layer):
 
 def _loop(layer, step, projected, initial_state, mask):
   mask = mask[0] if isinstance(mask, (list, tuple)) else mask
+  # Carried states are float32 variables; the loop runs in the inputs' dtype.
+  initial_state = [ops.cast(s, projected.dtype) for s in initial_state]
   return compat.rnn(
-      step, projected, list(initial_state), go_backwards=layer.go_backwards,
+      step, projected, initial_state, go_backwards=layer.go_backwards,
       mask=mask, unroll=layer.unroll, input_length=projected.shape[1],
       zero_output_for_mask=layer.zero_output_for_mask,
       return_all_outputs=layer.return_sequences)
@@ -79,7 +81,7 @@ class _Options:
     if not tf.distribute.has_strategy():
       return super()._create_state_variables(batch_size)
     self.states = [
-        tf.Variable(ops.convert_to_tensor(value), trainable=False,
+        tf.Variable(ops.cast(value, self.variable_dtype), trainable=False,
                     name="rnn_state",
                     synchronization=tf.VariableSynchronization.ON_READ,
                     aggregation=tf.VariableAggregation.MEAN)

@@ -40,7 +40,10 @@ class Embedding(keras.layers.Embedding):
     # Gathered from the variable itself: Keras's `ops.take` would first read
     # the whole matrix (a 214 MB copy per step at 267,735 x 200), and the
     # gradient stays the gathered rows either way.
-    outputs = tf.gather(self.embeddings.value, ops.cast(inputs, "int32"))
+    # (Keras does not autocast an embedding: the rows are cast instead.)
+    outputs = ops.cast(
+        tf.gather(self.embeddings.value, ops.cast(inputs, "int32")),
+        self.compute_dtype)
     if not (training and self.word_dropout):
       return outputs
     keep = keras.random.dropout(ops.ones([self.input_dim], outputs.dtype),

@@ -32,9 +32,10 @@ def clip_like_one_device(gradients, clip_norm):
   clipping would make them dense: a copy of the whole embedding matrix per
   step, 25 ms at 267,735 words); like Keras's and TensorFlow's global norm,
   the norm counts a word's row once per occurrence in the batch. Without
-  clipping (0 or None) the gradients pass unchanged.
+  clipping (0 or None) the gradients pass unchanged; `clip_norm` may be a
+  tensor (a loss scale times the norm).
   """
-  if not clip_norm:
+  if clip_norm is None or (not tf.is_tensor(clip_norm) and not clip_norm):
     return gradients
   context = tf.distribute.get_replica_context()
   n = 1 if context is None else context.num_replicas_in_sync

@@ -37,7 +37,7 @@ def load_module(workdir, top_k=10, max_new_tokens=200):
                     "~/.cache/kerasrnn/stores)")
   vocab = wd.load_vocab(workdir)
   model = load_best_model(workdir, config, len(vocab), use_cudnn=False,
-                          stateful=False)
+                          stateful=False, precision="float32")
   return LanguageModelModule(
       model, wd.path(workdir, "vocab.txt"), vocab.words,
       lowercase=config.data.lowercase, tokenizer=config.data.tokenizer,

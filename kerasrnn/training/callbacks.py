@@ -86,12 +86,14 @@ def averaged_weights(model):
   """Holds the optimizer's moving average of the weights in `model` in the
   block (`use_ema`, train.ema_momentum; `train.averaged_from`), then puts
   the trained weights back; without EMA, nothing."""
-  if not getattr(model.optimizer, "use_ema", False):
+  # Under loss scaling the average is the inner optimizer's.
+  optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+  if not getattr(optimizer, "use_ema", False):
     yield
     return
   variables = model.trainable_variables
   trained = [keras.ops.convert_to_numpy(v) for v in variables]
-  model.optimizer.use_average(variables)
+  optimizer.use_average(variables)
   try:
     yield
   finally:

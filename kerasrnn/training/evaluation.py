@@ -46,12 +46,14 @@ def per_word(perplexity, targets, split):
 
 
 def load_best_model(workdir, config, vocab_size, use_cudnn="auto",
-                    stateful=True):
+                    stateful=True, precision=None):
   """The model `config` describes, with the best checkpoint of `workdir`
   (`stateful`: as training and evaluation run it; False in sentence mode
-  for a model of any batch that reads each row from zero state)."""
-  model = fast_path.build_model(config, vocab_size, use_cudnn=use_cudnn,
-                                stateful=stateful)
+  for a model of any batch that reads each row from zero state), computing
+  in `precision` (default: train.precision, as the run trained)."""
+  model = fast_path.build_model(
+      config, vocab_size, use_cudnn=use_cudnn, stateful=stateful,
+      precision=precision or config.train.precision)
   wd.load_best(model, workdir)
   return model
 

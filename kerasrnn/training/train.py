@@ -27,7 +27,8 @@ from kerasrnn.training import schedules
 def make_optimizer(train, rate=None):
   """SGD or Adam with global-norm clipping, in the paper's loss terms, and
   the moving average of the weights if train.ema_momentum asks for one
-  (from step train.ema_start on: `averaged_from`).
+  (from step train.ema_start on: `averaged_from`); under
+  train.precision=mixed_float16 wrapped in Keras's loss scaling.
 
   Args:
     train: the `config.train` ConfigDict.
@@ -42,7 +43,25 @@ def make_optimizer(train, rate=None):
     optimizer = averaged_from(optimizer, train.ema_start)
   if rate is not None:
     optimizer = schedules.scheduled(optimizer, rate)
-  return optimizer(train.learning_rate, **kwargs)
+  optimizer = optimizer(train.learning_rate, **kwargs)
+  if train.precision == "mixed_float16":
+    optimizer = LossScale(optimizer)
+  return optimizer
+
+
+class LossScale(keras.optimizers.LossScaleOptimizer):
+  """Keras's dynamic loss scaling (2^15 at first, halved at each step whose
+  gradients are not finite, which then updates nothing; doubled after 2,000
+  finite ones), where a skipped step still counts as a step.
+
+  kerasrnn's loop reads the batch of a step from the optimizer's step count
+  (`iterations`); Keras's count only updates, so a skipped update would make
+  the loop read a batch again, and differently after a resume.
+  """
+
+  def _stateful_handle_non_finite_grads(self):
+    super()._stateful_handle_non_finite_grads()
+    self.inner_optimizer.iterations.assign_add(1)
 
 
 def averaged_from(optimizer_class, start):
