@@ -17,8 +17,8 @@ def machine():
   """The CPU's model name and vector ISA, and any ISA restriction in force."""
   from kerasrnn import fast_path  # pylint: disable=g-import-not-at-top
   name, cpu_flags = fast_path.cpu()
-  isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni")
-         if f in cpu_flags]
+  isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+                    "amx_bf16") if f in cpu_flags]
   return {"cpu": name, "cpu_isa": isa,
           "isa_env": {v: os.environ[v] for v in ISA_VARIABLES
                       if v in os.environ}}

@@ -196,6 +196,7 @@ def main(argv):
             "ids": _IDS.value,
             "parameters": model.count_params(), "evaluate": _EVALUATE.value,
             "jit_compile": fast_path.jit_compile(config),
+            "precision": config.train.precision,
             "without": _WITHOUT.value, "overrides": _OVERRIDES.value,
             "threads": _THREADS.value or os.cpu_count(),
             **machine()}

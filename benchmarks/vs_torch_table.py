@@ -13,14 +13,16 @@ import sys
 
 
 def rounds(runs):
-  """{(cell, isa): [(pytorch, kerasrnn) tokens/s per round]}, in file order."""
+  """{(cell, isa, precision): [(pytorch, kerasrnn) tokens/s per round]}, in
+  file order (precision: float32 or bfloat16, kerasrnn's mixed_bfloat16)."""
   table = {}
   torch = None
   for run in runs:
     restricted = run.get("isa_env")
     isa = (restricted.get("ONEDNN_MAX_CPU_ISA", "restricted") if restricted
            else "native")
-    key = (run["cell"], isa)
+    precision = run.get("precision", "float32").replace("mixed_", "")
+    key = (run["cell"], isa, precision)
     if run["framework"].startswith("torch"):
       torch = (key, run["tokens_per_second"])
     elif torch and torch[0] == key:
@@ -39,7 +41,9 @@ def _cell(values):
 def markdown(table):
   rows = ["| cell | ISA | PyTorch | kerasrnn | kerasrnn / PyTorch (medians) "
           "| round by round |", "|---|---|---|---|---|---|"]
-  for (cell, isa), pairs in table.items():
+  for (cell, isa, precision), pairs in table.items():
+    if precision != "float32":
+      isa = f"{isa}, {precision}"
     torch, ours = zip(*pairs)
     ratio = statistics.median(ours) / statistics.median(torch)
     each = ", ".join(f"{b / a:.2f}" for a, b in pairs)

@@ -33,14 +33,26 @@ def test_rounds_pair_each_kerasrnn_run_with_the_pytorch_run_before_it():
            _run("torch 2.13", "lstm", 80.0),
            _run("kerasrnn (keras 3)", "lstm", 60.0)]
   table = vs_torch_table.rounds(runs)
-  assert table == {("lstm", "native"): [(100.0, 110.0), (120.0, 150.0),
-                                        (80.0, 60.0)],
-                   ("lstm", "AVX2"): [(90.0, 81.0)]}
+  assert table == {("lstm", "native", "float32"): [
+      (100.0, 110.0), (120.0, 150.0), (80.0, 60.0)],
+                   ("lstm", "AVX2", "float32"): [(90.0, 81.0)]}
   rows = vs_torch_table.markdown(table).splitlines()
   # Medians 100 and 110: 1.10; round by round 1.10, 1.25, 0.75.
   assert rows[2] == ("| LSTM | native | 100 (80–120) | 110 (60–150) | "
                      "**1.10** | 1.10, 1.25, 0.75 |")
   assert rows[3] == "| LSTM | AVX2 | 90 (90–90) | 81 (81–81) | **0.90** | 0.90 |"
+
+
+def test_bfloat16_rounds_pair_autocast_with_mixed_bfloat16():
+  runs = [_run("torch 2.13", "gru", 100.0),
+          _run("kerasrnn (keras 3)", "gru", 130.0),
+          {**_run("torch 2.13", "gru", 120.0), "precision": "bfloat16"},
+          {**_run("kerasrnn (keras 3)", "gru", 180.0),
+           "precision": "mixed_bfloat16"}]
+  rows = vs_torch_table.markdown(vs_torch_table.rounds(runs)).splitlines()
+  assert rows[2].startswith("| GRU | native | 100 (100–100) |")
+  assert rows[3] == ("| GRU | native, bfloat16 | 120 (120–120) | "
+                     "180 (180–180) | **1.50** | 1.50 |")
 
 
 def test_a_kerasrnn_run_without_its_pytorch_run_is_an_error():
