@@ -20,6 +20,9 @@ choice follows what was measured (docs/results.md#training-speed, the
 - Sentence mode: XLA off everywhere (every new batch shape would compile
   anew, which measured slower); so is the adaptive softmax, whose clusters
   take as many rows as each batch has targets in them.
+- Mixed precision on a CPU (train.precision): XLA off. With
+  mixed_bfloat16 the 2x200 LSTM step ran at 0.72-0.74x the speed without XLA
+  (AMD EPYC Zen 4, 2026-12-05; docs/results.md, "Mixed precision").
 - A GPU: XLA on in stream mode (not measured here; the earlier default).
 
 Where XLA is off, kerasrnn's recurrent layers multiply by each gate's
@@ -142,9 +145,12 @@ def choose(config):
   if tf.config.list_logical_devices("GPU"):
     return True, "stream mode on a GPU"
   name, flags = cpu()
-  if config.train.precision != "float32":
-    return False, (f"{config.train.precision} on CPU '{name}': XLA measured "
-                   "0.72x as fast as without (mixed_bfloat16)")
+  if config.train.precision == "mixed_bfloat16":
+    return False, (f"mixed_bfloat16 on CPU '{name}': XLA measured "
+                   "0.72-0.74x as fast")
+  if config.train.precision == "mixed_float16":
+    return False, (f"mixed_float16 on CPU '{name}': not measured with XLA "
+                   "(a precision for GPUs)")
   cap = xla_isa_cap()
   if xla_uses_avx512(flags, cap):
     if config.model.weight_drop:

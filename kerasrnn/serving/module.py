@@ -79,8 +79,11 @@ class RecurrentDecoder(tf.Module):
     super().__init__(name="recurrent_decoder")
     self._embedding = model.get_layer("embedding")
     self._cells = [layer.cell for layer in rnn_layers(model)]
-    fused = [_fused_lstm_weights(cell) for cell in self._cells]
+    # TensorFlow's fused LSTM op computes in float32 (or float16) only.
+    fused = ([_fused_lstm_weights(cell) for cell in self._cells]
+             if model.compute_dtype == "float32" else [None])
     self.fused = fused if all(w is not None for w in fused) else None
+    self._dtype = model.compute_dtype
     self.fused_max_batch = fused_max_batch
     self.specs = {
         f"state_{i}_{part}": tf.TensorSpec([None, cell.units], tf.float32,
@@ -110,11 +113,13 @@ class RecurrentDecoder(tf.Module):
     x = tf.nn.embedding_lookup(self._embedding.embeddings, token)
     flat = []
     for cell, s in zip(self._cells, self._nested(states)):
-      x, s = _cell_step(cell, x, s)
-      flat += s
+      # The states travel in float32 (the signature's); the cells compute
+      # in the model's dtype (bfloat16 in a bfloat16 export).
+      x, s = _cell_step(cell, x, [tf.cast(v, self._dtype) for v in s])
+      flat += [tf.cast(v, tf.float32) for v in s]
     new = {name: tf.where(real[:, None], value, states[name])
            for name, value in zip(states, flat)}
-    return x, new
+    return tf.cast(x, tf.float32), new
 
   def _layers(self, token_ids, states):
     """Each layer's (outputs, cell states), time-major [time, batch, units],
@@ -240,6 +245,7 @@ class LanguageModelModule(tf.Module):
                fused_max_batch=4, context=None, sentencepiece_model=None):
     super().__init__(name="kerasrnn")
     self.model = model
+    self._output_layer = model.get_layer("logits")
     self.context = None if rnn_layers(model) else context
     # Listed explicitly (as keras.export.ExportArchive does) so that every
     # weight is a named variable of the SavedModel's checkpoint, which the
@@ -315,13 +321,18 @@ class LanguageModelModule(tf.Module):
     eos = tf.fill([ids.nrows(), 1], text.EOS_ID)
     return tf.concat([eos, ids], axis=1)
 
+  def _logits(self, hidden):
+    """The output layer on top-layer outputs; float32 whatever the model
+    computes in (a bfloat16 export's softmax is taken in float32)."""
+    return tf.cast(self._output_layer(hidden), tf.float32)
+
   def _model_logits(self, token_ids):
     # Keras's recurrent layers fail on an empty batch, whose answer is
     # empty anyway.
     shape = tf.shape(token_ids)
     return tf.cond(
         tf.size(token_ids) > 0,
-        lambda: self.model(token_ids, training=False),
+        lambda: tf.cast(self.model(token_ids, training=False), tf.float32),
         lambda: tf.zeros([shape[0], shape[1], self.vocab_size]))
 
   def _log_probs(self, token_ids):
@@ -355,7 +366,7 @@ class LanguageModelModule(tf.Module):
     """<float32>[batch, time, width] top-layer outputs of right-padded
     inputs (the output layer's inputs)."""
     shape = tf.shape(inputs)
-    width = self.model.get_layer("logits").input.shape[-1]
+    width = self._output_layer.input.shape[-1]
     # Keras's recurrent layers fail on an empty batch, whose answer is
     # empty anyway.
     model = lambda: tf.cond(
@@ -369,13 +380,13 @@ class LanguageModelModule(tf.Module):
     """The model's hidden states; a Transformer's in windows of
     `self.context` positions (rows cut into windows, then put back)."""
     if self.context is None:
-      return self.model.hidden_states(inputs)
+      return tf.cast(self.model.hidden_states(inputs), tf.float32)
     shape = tf.shape(inputs)
     windows = (shape[1] + self.context - 1) // self.context
     cut = tf.reshape(
         tf.pad(inputs, [[0, 0], [0, windows * self.context - shape[1]]]),
         [shape[0] * windows, self.context])
-    hidden = self.model.hidden_states(cut)
+    hidden = tf.cast(self.model.hidden_states(cut), tf.float32)
     return tf.reshape(hidden, [shape[0], windows * self.context,
                                hidden.shape[-1]])[:, :shape[1]]
 
@@ -391,8 +402,7 @@ class LanguageModelModule(tf.Module):
     text, the same).
     """
     inputs, targets, num_tokens = self._right_padded(text_in)
-    log_probs = tf.nn.log_softmax(
-        self.model.get_layer("logits")(self._hidden_states(inputs)))
+    log_probs = tf.nn.log_softmax(self._logits(self._hidden_states(inputs)))
     picked = tf.gather(log_probs, targets, batch_dims=2)
     log_likelihood = tf.reduce_sum(
         tf.where(targets != text.PAD_ID, picked, 0.0), axis=1)
@@ -409,7 +419,7 @@ class LanguageModelModule(tf.Module):
     """The `top_k` most likely next words after each text."""
     inputs, _, lengths = self._right_padded(text_in)
     # The output layer at the last positions only.
-    last = self.model.get_layer("logits")(
+    last = self._logits(
         tf.gather(self._hidden_states(inputs), lengths - 1, batch_dims=1))
     top = tf.math.top_k(tf.nn.log_softmax(self._without_padding(last)),
                         self.top_k)
@@ -467,7 +477,7 @@ class LanguageModelModule(tf.Module):
 
   def _read_at_once(self, inputs, states, targets, scoring):
     outputs, states = self.decoder.read(inputs, states)
-    output_layer = self.model.get_layer("logits")
+    output_layer = self._logits
     last = tf.reduce_sum(tf.cast(inputs != text.PAD_ID, tf.int32), 1)
     log_likelihood = tf.zeros([tf.shape(inputs)[0]])
     if scoring:
@@ -498,7 +508,7 @@ class LanguageModelModule(tf.Module):
       hidden, states = self.decoder.advance(token, states, real)
       top = tf.where(real[:, None], hidden, top)
       outputs = outputs.write(t, hidden)
-    output_layer = self.model.get_layer("logits")
+    output_layer = self._logits
     log_likelihood = tf.zeros([tf.shape(inputs)[0]])
     if scoring:
       hidden = tf.cond(
@@ -631,7 +641,7 @@ class LanguageModelModule(tf.Module):
       # Finished rows feed padding: their state no longer changes.
       hidden, states = self.decoder.advance(
           tf.where(done, text.PAD_ID, token), states, tf.logical_not(done))
-      logits = self.model.get_layer("logits")(hidden)
+      logits = self._logits(hidden)
       step += 1
     tokens = tf.cond(out.size() > 0, lambda: tf.transpose(out.stack()),
                      lambda: tf.zeros([batch, 0], tf.int32))
