@@ -49,10 +49,23 @@ def _stock_path(layer):
       tf.config.list_logical_devices("GPU"))
 
 
+def _matmul(x, kernel):
+  """x @ kernel in the kernel's dtype (the layer's compute dtype), as
+  float32.
+
+  Under a mixed-precision policy (train.precision) the time loop keeps its
+  states and gates in float32 and multiplies in bfloat16 (or float16):
+  an LSTM's cell state summed over many steps in bfloat16's 8 bits of
+  mantissa would lose what the model learns (docs/results.md, "Mixed
+  precision"). In float32 the casts are no-ops.
+  """
+  return ops.cast(ops.matmul(ops.cast(x, kernel.dtype), kernel), "float32")
+
+
 def _loop(layer, step, projected, initial_state, mask):
   mask = mask[0] if isinstance(mask, (list, tuple)) else mask
-  # Carried states are float32 variables; the loop runs in the inputs' dtype.
-  initial_state = [ops.cast(s, projected.dtype) for s in initial_state]
+  # The loop's states are float32 under every policy (see `_matmul`).
+  initial_state = [ops.cast(s, "float32") for s in initial_state]
   return compat.rnn(
       step, projected, initial_state, go_backwards=layer.go_backwards,
       mask=mask, unroll=layer.unroll, input_length=projected.shape[1],
@@ -103,11 +116,12 @@ class _Options:
     return kernel
 
   def recurrent_matmuls(self, kernel, gates):
-    """A function h -> the gates' recurrent products [h k_1, ..., h k_n]."""
+    """A function h -> the gates' recurrent products [h k_1, ..., h k_n],
+    float32 (see `_matmul`)."""
     if self.gate_matmuls:
       kernels = ops.split(kernel, gates, axis=-1)
-      return lambda h: [ops.matmul(h, k) for k in kernels]
-    return lambda h: ops.split(ops.matmul(h, kernel), gates, axis=-1)
+      return lambda h: [_matmul(h, k) for k in kernels]
+    return lambda h: ops.split(_matmul(h, kernel), gates, axis=-1)
 
   def get_config(self):
     return {**super().get_config(), "weight_drop": self.weight_drop,
@@ -122,9 +136,9 @@ class LSTM(_Options, keras.layers.LSTM):
       return super().inner_loop(sequences, initial_state, mask, training)
     cell = self.cell
     recurrent_kernel = self.recurrent_kernel_for(training)
-    projected = ops.matmul(sequences, cell.kernel)
+    projected = _matmul(sequences, cell.kernel)
     if cell.use_bias:
-      projected = projected + cell.bias
+      projected = projected + ops.cast(cell.bias, "float32")
     recurrent = self.recurrent_matmuls(recurrent_kernel, 4)
 
     def step(x, states):
@@ -154,16 +168,17 @@ class GRU(_Options, keras.layers.GRU):
         input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
       else:
         input_bias = cell.bias
-    projected = ops.matmul(sequences, cell.kernel)
+    projected = _matmul(sequences, cell.kernel)
     if input_bias is not None:
-      projected = projected + input_bias
+      projected = projected + ops.cast(input_bias, "float32")
     if cell.reset_after:
       recurrent = self.recurrent_matmuls(recurrent_kernel, 3)
     else:
       recurrent = self.recurrent_matmuls(recurrent_kernel[:, :2 * units], 2)
       kernel_h = recurrent_kernel[:, 2 * units:]
     if recurrent_bias is not None:
-      bias_z, bias_r, bias_h = ops.split(recurrent_bias, 3, axis=-1)
+      bias_z, bias_r, bias_h = ops.split(ops.cast(recurrent_bias, "float32"),
+                                         3, axis=-1)
 
     def step(x, states):
       h_tm1 = states[0]
@@ -180,7 +195,7 @@ class GRU(_Options, keras.layers.GRU):
       if cell.reset_after:
         recurrent_h = r * inner_h
       else:
-        recurrent_h = ops.matmul(r * h_tm1, kernel_h)
+        recurrent_h = _matmul(r * h_tm1, kernel_h)
       h = z * h_tm1 + (1 - z) * cell.activation(x_h + recurrent_h)
       return h, [h]
 
