@@ -65,8 +65,9 @@ def score(step, tokenize, document, chunk):
   with open(document, encoding="utf-8") as f:
     lines = [line for line in f if line.strip()]
   stream = []
-  for start in range(0, len(lines), 1000):
-    stream += token_ids(tokenize, lines[start:start + 1000])
+  # 200 lines per request: within an export's max_batch (256 by default).
+  for start in range(0, len(lines), 200):
+    stream += token_ids(tokenize, lines[start:start + 200])
   inputs = [EOS_ID] + stream[:-1]  # Each token is read after the one before.
   state, log_likelihood, tokens = zero_state(step, 1), 0.0, 0
   for start in range(0, len(stream), chunk):

@@ -6,4 +6,4 @@ The package is organised along the data's way through it:
 `kerasrnn.serving` (SavedModel export) → `kerasrnn.report`.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -100,6 +100,17 @@ def smoke_config(data_dir, variant=None, overrides=None):
   return config_lib.override(config, overrides or {})
 
 
+def score_in_requests(signature, lines, rows=200):
+  """An export's `score` of `lines` in requests of `rows` (within its
+  max_batch), as a client sends them: {output: the rows' values}."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  parts = [signature(text=tf.constant(lines[i:i + rows]))
+           for i in range(0, len(lines), rows)]
+  return {k: tf.constant(np.concatenate([p[k].numpy() for p in parts]))
+          for k in parts[0]}
+
+
 def native_bfloat16():
   """Whether this machine multiplies bfloat16 natively (else TensorFlow
   emulates it, or, with oneDNN kept below AVX-512, aborts)."""

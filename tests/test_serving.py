@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
 from conftest import error_line
 from conftest import grammar_sentences
 from conftest import native_bfloat16
+from conftest import ROOT
 from conftest import run_tool
+from conftest import score_in_requests
 from conftest import smoke_config
 from conftest import trained_export
 from conftest import write_corpus
@@ -66,7 +67,10 @@ _FRESH = textwrap.dedent("""
     import tensorflow as tf
     m = tf.saved_model.load(sys.argv[1])
     lines = json.load(open(sys.argv[2]))
-    s = m.signatures["score"](text=tf.constant(lines))
+    # In requests of 200 (the export's max_batch is 256).
+    s = [m.signatures["score"](text=tf.constant(lines[i:i + 200]))
+         for i in range(0, len(lines), 200)]
+    s = {k: tf.concat([part[k] for part in s], 0) for k in s[0]}
     n = m.signatures["next_words"](text=tf.constant(lines[:2]))
     g = m.signatures["generate"](prompt=tf.constant(lines[:2]),
                                  max_tokens=tf.constant([3, 3]),
@@ -175,7 +179,7 @@ def test_odd_score_requests_give_finite_results(loaded, request_text):
 
 
 @pytest.mark.parametrize("max_tokens,expected_max", [
-    (0, 0), (-5, 0), (3, 3), (10**9, 200)])
+    (0, 0), (-5, 0), (3, 3), (200, 200)])
 def test_generate_caps_max_tokens(loaded, max_tokens, expected_max):
   out = loaded.signatures["generate"](
       prompt=tf.constant(["the", ""]), max_tokens=tf.constant([max_tokens] * 2),
@@ -184,6 +188,14 @@ def test_generate_caps_max_tokens(loaded, max_tokens, expected_max):
   assert ((0 <= counts) & (counts <= expected_max)).all()
   words = [len(t.split()) for t in out["text"].numpy().astype(str)]
   assert words == counts.tolist()
+
+
+def test_generate_over_the_exports_limit_is_invalid_argument(loaded):
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="max_generate_tokens=200"):
+    loaded.signatures["generate"](prompt=tf.constant(["the"]),
+                                  max_tokens=tf.constant([201]),
+                                  temperature=tf.constant([1.0]))
 
 
 def test_greedy_generation_is_deterministic(loaded):
@@ -388,7 +400,7 @@ def test_sentence_evaluation_of_long_lines_is_exact_whatever_max_length(
   the state: the same figure at every max_length, and the export's."""
   workdir, _ = run
   config, vocab, lines = long_lines_corpus(workdir, tmp_path / "long")
-  scored = loaded.signatures["score"](text=tf.constant(lines))
+  scored = score_in_requests(loaded.signatures["score"], lines)
   tokens = int(tf.reduce_sum(scored["num_tokens"]))
   expected = np.exp(-float(tf.reduce_sum(scored["log_likelihood"])) / tokens)
   for max_length in (20, 100, 1_000):
@@ -539,11 +551,77 @@ def test_step_signature_inside_a_keras_model(run, loaded):
 def test_export_tool_writes_the_next_version(run):
   base = os.path.dirname(run[1])
   before = set(os.listdir(base))
-  out = run_tool("export", f"--workdir={run[0]}", f"--export_base={base}")
+  out = run_tool("export", f"--workdir={run[0]}", f"--export_base={base}",
+                 "--max_batch=7")
   assert out.returncode == 0, out.stderr[-2000:]
   new = out.stdout.strip().splitlines()[-1]
   assert os.path.basename(new) not in before
   assert os.path.exists(os.path.join(new, "saved_model.pb"))
+  # It printed the model card, with the limits it holds requests to.
+  card = json.loads(out.stdout[:out.stdout.rindex("}") + 1])
+  assert card["limits"] == {"max_batch": 7, "max_request_tokens": 100_000,
+                            "max_generate_tokens": 200}
+  assert card == export.read_card(new)
+
+
+def test_the_model_card_says_what_the_export_is(run, loaded):
+  workdir, version = run
+  card = export.read_card(version)
+  signature = json.loads(loaded.signatures["metadata"]()[
+      "model_card"].numpy().decode("utf-8"))
+  assert signature == card
+  results = wd.read_json(workdir, "results.json")
+  assert card["results"] == results
+  assert card["results_mode"] == "sentence"
+  for split in ("valid", "test"):
+    assert card["results"][f"{split}_perplexity"] == results[
+        f"{split}_perplexity"]
+  assert card["data"] == wd.read_json(workdir, "data.json")
+  assert card["config"] == wd.load_config(workdir).to_dict()
+  assert card["vocab_size"] == len(wd.load_vocab(workdir))
+  assert card["parameters"] == sum(
+      int(np.prod(v.shape)) for v in evaluation.best_weight_values(
+          workdir).values())
+  assert card["checkpoint"]["step"] == results["best_step"]
+  assert (card["tensorflow"], card["keras"]) == (tf.__version__,
+                                                 keras.__version__)
+  info = run_tool("score", f"--model={version}", "--info")
+  assert info.returncode == 0, info.stderr[-2000:]
+  assert json.loads(info.stdout) == card
+
+
+_MEMORY = textwrap.dedent("""
+    import json, resource, sys
+    import tensorflow as tf
+    score = tf.saved_model.load(sys.argv[1]).signatures["score"]
+    words = "the company said the market fell ".split()
+    def line(n):
+      return " ".join(words[i % len(words)] for i in range(n))
+    peaks = {}
+    for n in (1_000, 1_000, 1_000_000):
+      out = score(text=tf.constant([line(n)]))
+      assert int(out["num_tokens"][0]) == n + 1
+      peaks[n] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(peaks))
+""")
+
+
+def test_score_of_a_million_word_line_is_refused_or_in_bounded_memory(
+    run, loaded, tmp_path):
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="max_request_tokens=100000"):
+    loaded.signatures["score"](text=tf.constant(["the " * 1_000_000]))
+  # With the limit raised, read in chunks that carry the state: the peak
+  # memory of the process is that of 1,000-word lines.
+  version = export.export(run[0], str(tmp_path / "raised"),
+                          limits=export.Limits(256, 2_000_000, 200))
+  out = subprocess.run([sys.executable, "-c", _MEMORY, version], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600,
+                       check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  peaks = json.loads(out.stdout)
+  assert peaks["1000000"] <= 1.10 * peaks["1000"], peaks
+
 
 
 @pytest.mark.parametrize("tool,args,message", [
@@ -570,8 +648,8 @@ def test_a_bfloat16_export_scores_within_its_tolerance_of_float32(
                           precision="bfloat16")
   bf16 = tf.saved_model.load(version)
   lines = lines_of_test_split(workdir)
-  want = loaded.signatures["score"](text=tf.constant(lines))
-  got = bf16.signatures["score"](text=tf.constant(lines))
+  want = score_in_requests(loaded.signatures["score"], lines)
+  got = score_in_requests(bf16.signatures["score"], lines)
   np.testing.assert_array_equal(got["num_tokens"], want["num_tokens"])
   ppl = lambda s: np.exp(-np.sum(s["log_likelihood"]) / np.sum(s["num_tokens"]))
   assert ppl(got) == pytest.approx(ppl(want), rel=0.01)
@@ -606,3 +684,25 @@ def test_a_bfloat16_export_of_a_transformer_is_refused_in_one_line(tmp_path):
   wd.write_json(workdir, "config.json", config.to_dict())
   with pytest.raises(UserError, match="exports recurrent models only"):
     export.load_module(workdir, precision="bfloat16")
+
+
+def test_an_export_under_load_and_malformed_requests(run, loaded):
+  # benchmarks/serving_load.py on the smoke export, smaller: 16 client
+  # threads on one loaded export, each answer equal to the same request
+  # sent alone; every malformed request refused, the export answering
+  # afterwards.
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import serving_load  # pylint: disable=g-import-not-at-top
+  figures = serving_load.load_test(
+      loaded, serving_load.mixed_requests(loaded, 800), threads=16)
+  assert figures["mismatches"] == 0 and figures["requests"] == 800
+  assert set(figures["latency_ms"]) == {"score", "next_words", "generate",
+                                        "sample", "step"}
+  assert figures["rss_growth"] < 0.05, figures
+  good = {"text": tf.constant(["the market fell", "a"])}
+  answer = {k: v.numpy() for k, v in loaded.signatures["score"](**good).items()}
+  fuzz = serving_load.fuzz_test(
+      loaded, serving_load.malformed_requests(loaded, 170),
+      ("score", good, answer))
+  assert fuzz["refused"] == 170 and fuzz["answered"] == 0, fuzz
+  assert len(fuzz["refused_by_class"]) == 11

@@ -11,8 +11,9 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from conftest import precisions
+from conftest import ROOT
+from conftest import score_in_requests
 from conftest import smoke_config
 from kerasrnn import workdir as wd
 from kerasrnn.errors import UserError
@@ -392,7 +393,7 @@ def test_each_precision_trains_resumes_evaluates_and_exports(
   loaded = tf.saved_model.load(version)
   with open(os.path.join(smoke().data.dir, "ptb.test.txt")) as f:
     lines = [l.strip() for l in f]
-  scored = loaded.signatures["score"](text=tf.constant(lines))
+  scored = score_in_requests(loaded.signatures["score"], lines)
   tokens = np.cumsum(scored["num_tokens"].numpy())
   read = tokens <= again["target_tokens"]
   assert tokens[read][-1] == again["target_tokens"]

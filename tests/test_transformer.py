@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import score_in_requests
 from conftest import smoke_config
 from kerasrnn.data import text
 from kerasrnn.models import build_model
@@ -141,12 +142,12 @@ def test_exact_perplexity_does_not_depend_on_batching(run):
 def test_export_scores_like_sentence_evaluation_and_generates(run):
   workdir, path, _ = run
   loaded = tf.saved_model.load(path)
-  assert sorted(loaded.signatures) == ["generate", "log_probs", "next_words",
-                                       "score", "serving_default", "step",
-                                       "tokenize"]
+  assert sorted(loaded.signatures) == ["generate", "log_probs", "metadata",
+                                       "next_words", "sample", "score",
+                                       "serving_default", "step", "tokenize"]
   from test_serving import lines_of_test_split  # pylint: disable=g-import-not-at-top
   lines = lines_of_test_split(workdir)
-  scores = loaded.signatures["score"](text=tf.constant(lines))
+  scores = score_in_requests(loaded.signatures["score"], lines)
   tokens = int(tf.reduce_sum(scores["num_tokens"]))
   ll = float(tf.reduce_sum(scores["log_likelihood"]))
   expected = evaluation.evaluate(workdir, "test", batch_size=16,

@@ -2,8 +2,10 @@
 
   echo "the stock market fell" | kerasrnn-score --model=export/ptb_small
   kerasrnn-score --model=export/ptb_small/1 --input=sentences.txt --total_only
+  kerasrnn-score --model=export/ptb_small --info
 
-Uses only TensorFlow and the SavedModel's `score` signature.
+Uses only TensorFlow and the SavedModel's `score` signature (--info: its
+`metadata` signature, the model card).
 """
 import json
 import math
@@ -23,7 +25,17 @@ _INPUT = flags.DEFINE_string("input", "-", "Text file, one sentence per line "
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Sentences per request.")
 _TOTAL = flags.DEFINE_bool("total_only", False,
                            "Print only the perplexity over all sentences.")
+_INFO = flags.DEFINE_bool("info", False, "Print the export's model card "
+                          "(what it is and its request limits) and exit.")
 flags.mark_flag_as_required("model")
+
+
+def _print_card(model):
+  if "metadata" not in model.signatures:
+    raise UserError(f"{_MODEL.value} has no model card (exported by kerasrnn "
+                    "before 0.5); export it again with kerasrnn-export")
+  card = model.signatures["metadata"]()["model_card"].numpy().decode("utf-8")
+  print(json.dumps(json.loads(card), indent=2))
 
 
 def main(argv):
@@ -34,7 +46,11 @@ def main(argv):
     raise UserError(f"--input={_INPUT.value} is a directory; pass a text file")
   if _BATCH.value < 1:
     raise UserError(f"--batch_size={_BATCH.value} must be at least 1")
-  score = saved_model.load(_MODEL.value).signatures["score"]
+  model = saved_model.load(_MODEL.value)
+  if _INFO.value:
+    _print_card(model)
+    return
+  score = model.signatures["score"]
   f = sys.stdin if _INPUT.value == "-" else open(_INPUT.value, encoding="utf-8")
   try:
     # Blank lines are no sentences, as in the corpus reader (so that a split

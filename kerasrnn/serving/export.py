@@ -6,16 +6,23 @@ and is renamed into the next free version, so a server never sees half a
 version and no version is ever overwritten (a rename onto a version that
 another export took meanwhile fails).
 """
+import datetime
+import json
 import os
 
+import keras
 import tensorflow as tf
 
+import kerasrnn
 from kerasrnn import files
 from kerasrnn import workdir as wd
 from kerasrnn.data import subword
 from kerasrnn.errors import UserError
 from kerasrnn.serving import warmup
+from kerasrnn.serving.module import DEFAULT_LIMITS
 from kerasrnn.serving.module import LanguageModelModule
+from kerasrnn.serving.module import Limits
+from kerasrnn.serving.module import STEP_LOG_PROBS_WORDS
 from kerasrnn.serving.versions import versions
 from kerasrnn.training.evaluation import load_best_model
 
@@ -28,13 +35,22 @@ def next_version(export_base):
 PRECISIONS = ("float32", "bfloat16")
 
 
-def load_module(workdir, top_k=10, max_new_tokens=200, precision="float32"):
+CARD = os.path.join("assets.extra", "model.json")
+
+
+def load_module(workdir, top_k=10, limits=DEFAULT_LIMITS, precision="float32",
+                step_log_probs=None):
   """Builds the serving module from a run's workdir (config, vocab, weights),
   computing in `precision` (float32, or bfloat16 for CPUs that multiply it
-  natively; the weights, states and outputs stay float32)."""
+  natively; the weights, states and outputs stay float32), within `limits`
+  (a `module.Limits`), with the run's model card."""
   if precision not in PRECISIONS:
     raise UserError(f"--precision={precision} is not one of "
                     f"{', '.join(PRECISIONS)}")
+  limits = Limits(*limits)
+  for name, value in limits._asdict().items():
+    if value < 1:
+      raise UserError(f"--{name}={value} must be at least 1")
   config = wd.load_config(workdir)
   if precision == "bfloat16" and config.model.cell == "transformer":
     raise UserError("--precision=bfloat16 exports recurrent models only; "
@@ -47,36 +63,83 @@ def load_module(workdir, top_k=10, max_new_tokens=200, precision="float32"):
                     "store (data.store, or its folder in "
                     "~/.cache/kerasrnn/stores)")
   vocab = wd.load_vocab(workdir)
+  if step_log_probs is None:
+    step_log_probs = len(vocab) <= STEP_LOG_PROBS_WORDS
   model = load_best_model(
       workdir, config, len(vocab), use_cudnn=False, stateful=False,
       precision="mixed_bfloat16" if precision == "bfloat16" else "float32")
   return LanguageModelModule(
       model, wd.path(workdir, "vocab.txt"), vocab.words,
       lowercase=config.data.lowercase, tokenizer=config.data.tokenizer,
-      top_k=top_k, max_new_tokens=max_new_tokens,
-      context=config.data.max_length,
-      sentencepiece_model=pieces)
+      top_k=top_k, limits=limits, context=config.data.max_length,
+      sentencepiece_model=pieces, step_log_probs=step_log_probs,
+      card=model_card(workdir, model, precision, limits, top_k,
+                      step_log_probs))
 
 
-def export(workdir, export_base, top_k=10, max_new_tokens=200,
-           precision="float32"):
+def model_card(workdir, model, precision, limits, top_k, step_log_probs):
+  """What an export is: the run's config, data, results and training, the
+  versions that made it, and the export's own settings (a JSON-able dict;
+  `assets.extra/model.json` and the `metadata` signature)."""
+  config = wd.load_config(workdir)
+  results = wd.read_json(workdir, "results.json")
+  return {
+      "kerasrnn": kerasrnn.__version__, "tensorflow": tf.__version__,
+      "keras": keras.__version__,
+      "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(
+          timespec="seconds"),
+      "workdir": os.path.abspath(workdir),
+      "precision": precision, "limits": limits._asdict(),
+      "top_k": top_k, "step_log_probs": step_log_probs,
+      "parameters": model.count_params(),
+      "vocab_size": len(wd.load_vocab(workdir)),
+      "tokenizer": config.data.tokenizer, "lowercase": config.data.lowercase,
+      # The corpus's fingerprint (sha256 of vocabulary and token ids) and
+      # tokens per split.
+      "data": wd.read_json(workdir, "data.json"),
+      # The checkpoint exported: its step, epoch and validation perplexity.
+      "checkpoint": wd.read_json(workdir, os.path.join("checkpoints",
+                                                       "best.json")),
+      # results.json (None for a run not finished): its perplexities per
+      # split, per token and per word, in `results_mode`; steps, epochs
+      # and wall_seconds of training.
+      "results": results, "results_mode": config.data.mode,
+      "config": config.to_dict()}
+
+
+def export(workdir, export_base, top_k=10, limits=DEFAULT_LIMITS,
+           precision="float32", step_log_probs=None):
   """Exports the best checkpoint of `workdir` to `export_base`/<N>/.
 
   Args:
     workdir: a kerasrnn-train workdir.
     export_base: the model's directory, e.g. export/ptb_small.
-    top_k: words returned by the `next_words` signature.
-    max_new_tokens: cap of the `generate` signature's max_tokens.
+    top_k: most likely next words returned by `next_words` and `step`.
+    limits: a `module.Limits`: what one request may ask.
     precision: float32, or bfloat16: the graph computes in bfloat16 (CPUs
       with AVX512_BF16 or AMX), its inputs and outputs float32 as ever.
+    step_log_probs: whether `step` returns the whole next-word
+      distribution too (None: for vocabularies up to 65,536 words).
 
   Returns:
     The path of the new version directory.
   """
-  module = load_module(workdir, top_k, max_new_tokens, precision)
+  module = load_module(workdir, top_k, limits, precision, step_log_probs)
   files.remove_leftovers(export_base, keep_live=True)
   target = os.path.join(export_base, str(next_version(export_base)))
   with files.atomic_path(target) as tmp:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
     warmup.write_requests(tmp, module.initial_states(2))
+    with open(os.path.join(tmp, CARD), "w", encoding="utf-8") as f:
+      f.write(json.dumps(json.loads(module.card), indent=2) + "\n")
   return target
+
+
+def read_card(version):
+  """The model card of an export version (None for exports of kerasrnn
+  before 0.5, which have none)."""
+  card = os.path.join(version, CARD)
+  if not os.path.exists(card):
+    return None
+  with open(card, encoding="utf-8") as f:
+    return json.load(f)

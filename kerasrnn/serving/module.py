@@ -13,6 +13,8 @@ carries a state: `RecurrentDecoder` (an LSTM/GRU: the cells' states) or
 new token costs attention over the cache rather than re-reading the
 prefix). `step` passes that state through its inputs and outputs.
 """
+import collections
+import json
 import math
 
 import keras
@@ -22,6 +24,54 @@ from kerasrnn.data import subword
 from kerasrnn.data import text
 from kerasrnn.models import rnn_layers
 from kerasrnn.models import transformer
+
+
+def _seeded_uniform(seed, step, size):
+  """<float32>[rows, size] uniform in (0, 1): row r's values depend only on
+  seed[r], the step and the column (a counter-based hash, splitmix32's
+  finaliser, in int64 arithmetic kept to 32 bits), so that a seeded row
+  draws the same whatever else its batch holds."""
+  bits = tf.bitwise
+  low = lambda v: bits.bitwise_and(v, tf.constant(0xFFFFFFFF, tf.int64))
+  mix = lambda v, shift: bits.bitwise_xor(
+      v, bits.right_shift(v, tf.constant(shift, tf.int64)))
+  seed = tf.cast(seed, tf.int64)[:, None]
+  x = low(low(seed) * 0x9E3779B9
+          + low(bits.right_shift(seed, tf.constant(32, tf.int64))) * 0x632BE5AB
+          + tf.cast(step, tf.int64) * 0x85EBCA6B
+          + tf.range(size, dtype=tf.int64)[None, :])
+  x = low(mix(x, 16) * 0x7FEB352D)
+  x = low(mix(x, 15) * 0x846CA68B)
+  x = mix(x, 16)
+  return (tf.cast(bits.right_shift(x, tf.constant(8, tf.int64)), tf.float32)
+          + 0.5) / float(1 << 24)
+
+
+class Limits(collections.namedtuple(
+    "Limits", ["max_batch", "max_request_tokens", "max_generate_tokens"])):
+  """What one request may ask of an export (`kerasrnn-export` flags of the
+  same names): rows per request; tokens a request reads (its texts'
+  tokens, or its ids); `generate`'s max_tokens. A request over one is an
+  InvalidArgument naming it."""
+
+
+DEFAULT_LIMITS = Limits(max_batch=256, max_request_tokens=100_000,
+                        max_generate_tokens=200)
+
+# `score` reads texts in chunks of positions, carrying the state (a
+# Transformer: in windows of its context), so that its memory does not grow
+# with a text's length: chunks whose logits take at most SCORE_BYTES, within
+# SCORE_CHUNK positions (a request of `rows` texts of V words: rows x chunk
+# x V x 4 bytes of logits, at most max(SCORE_BYTES, max_batch x 16 x V x 4)).
+SCORE_BYTES = 256 << 20
+SCORE_CHUNK = (16, 256)
+
+# `step` returns the whole next-word distribution (besides its top_k) for
+# vocabularies of up to this many words (kerasrnn-export --step_log_probs).
+STEP_LOG_PROBS_WORDS = 65_536
+
+# `log_probs` returns tokens x vocabulary floats: at most this many bytes.
+LOG_PROBS_BYTES = 1 << 30
 
 
 def _num_states(cell):
@@ -178,6 +228,7 @@ class TransformerDecoder:
                     if isinstance(l, transformer.DecoderBlock)]
     self._norm = model.get_layer("final_norm")
     self._positions = model.get_layer("positions")
+    self.max_positions = self._positions.max_length
     depth = self._embedding.output_dim
     self._scale = math.sqrt(depth)
     self._table = tf.constant(transformer.sinusoids(
@@ -194,6 +245,12 @@ class TransformerDecoder:
     self.specs["state_hidden"] = tf.TensorSpec([None, depth], tf.float32,
                                                "state_hidden")
 
+  @property
+  def position_message(self):
+    return (f"a Transformer export reads at most {self.max_positions} "
+            "positions per stream (its position table); start a new stream "
+            "(an empty state)")
+
   def output(self, states):
     return states["state_hidden"]
 
@@ -204,6 +261,11 @@ class TransformerDecoder:
     mask = tf.concat([states["state_mask"],
                       tf.cast(real, tf.int32)[:, None]], axis=1)
     position = tf.reduce_sum(states["state_mask"], axis=1)
+    # Past its table a position would be an error on a CPU and zeros on a
+    # GPU (gather's out-of-range rule there).
+    with tf.control_dependencies([tf.debugging.assert_less(
+        position, self.max_positions, message=self.position_message)]):
+      position = tf.identity(position)
     x = (tf.nn.embedding_lookup(self._embedding.embeddings, token)
          * self._scale + tf.gather(self._table, position))
     new = {"state_mask": mask}
@@ -229,8 +291,12 @@ class LanguageModelModule(tf.Module):
     sentencepiece_model: with tokenizer 'sentencepiece', the model file
       (the workdir's); it becomes a SavedModel asset, and the graph cuts
       text into its pieces and `generate` joins them back into text.
-    top_k: how many words `next_words` returns.
-    max_new_tokens: cap on `generate`'s max_tokens.
+    top_k: how many of the most likely next words `next_words` and `step`
+      return (ids, words, log-probabilities).
+    limits: a `Limits`: what one request may ask.
+    step_log_probs: whether `step` also returns the whole next-word
+      distribution (`next_log_probs`, [batch, vocab]); None: for
+      vocabularies of up to STEP_LOG_PROBS_WORDS words.
     fused_max_batch: an LSTM's batches of up to this many rows run its
       fused op (`RecurrentDecoder`).
     context: a Transformer's context in training (config.data.max_length):
@@ -238,11 +304,14 @@ class LanguageModelModule(tf.Module):
       positions, each from its own start, as sentence-mode evaluation reads
       it; None = the whole text at once. Recurrent models carry their
       state over any length and ignore it.
+    card: the model card (a JSON-able dict), which the `metadata`
+      signature returns.
   """
 
   def __init__(self, model, vocab_file, vocab_words, lowercase=False,
-               tokenizer="whitespace", top_k=10, max_new_tokens=200,
-               fused_max_batch=4, context=None, sentencepiece_model=None):
+               tokenizer="whitespace", top_k=10, limits=DEFAULT_LIMITS,
+               fused_max_batch=4, context=None, sentencepiece_model=None,
+               card=None, step_log_probs=None):
     super().__init__(name="kerasrnn")
     self.model = model
     self._output_layer = model.get_layer("logits")
@@ -262,8 +331,11 @@ class LanguageModelModule(tf.Module):
       # Each id's id in the SentencePiece model, to join pieces into text.
       self.model_ids = tf.constant(subword.model_ids(serialized, vocab_words),
                                    tf.int32)
-    self.top_k = top_k
-    self.max_new_tokens = max_new_tokens
+    self.top_k = min(top_k, len(vocab_words) - 1)
+    self.step_log_probs = (len(vocab_words) <= STEP_LOG_PROBS_WORDS
+                           if step_log_probs is None else step_log_probs)
+    self.limits = Limits(*limits)
+    self.card = json.dumps(card or {}, sort_keys=True)
     self.table = tf.lookup.StaticHashTable(
         tf.lookup.TextFileInitializer(
             vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
@@ -309,6 +381,44 @@ class LanguageModelModule(tf.Module):
     return [tf.debugging.assert_non_negative(ids, message=message),
             tf.debugging.assert_less(ids, self.vocab_size, message=message)]
 
+  def _check_request(self, rows, tokens=None):
+    """InvalidArgument if a request has more rows, or reads more tokens,
+    than this export's limits allow."""
+    limits = self.limits
+    checks = [tf.debugging.assert_less_equal(
+        tf.cast(rows, tf.int64), tf.constant(limits.max_batch, tf.int64),
+        message=f"a request has at most max_batch={limits.max_batch} rows "
+                "in this export (kerasrnn-export --max_batch)")]
+    if tokens is not None:
+      checks.append(tf.debugging.assert_less_equal(
+          tf.cast(tokens, tf.int64),
+          tf.constant(limits.max_request_tokens, tf.int64),
+          message=f"a request reads at most max_request_tokens="
+                  f"{limits.max_request_tokens} tokens in this export "
+                  "(kerasrnn-export --max_request_tokens)"))
+    return checks
+
+  def _checked(self, checks, value):
+    """`value` once `checks` passed."""
+    with tf.control_dependencies(checks):
+      return tf.nest.map_structure(tf.identity, value)
+
+  def _checked_ids(self, strings, name="text"):
+    """`_ids` of a request of UTF-8 texts within the limits (rows checked
+    before the texts are tokenised; tokens, each text's and its <eos>,
+    after)."""
+    strings = self._checked(self._check_request(tf.size(strings)), strings)
+    # Transcoding drops what is not UTF-8: a text it shortens is not.
+    valid = tf.equal(tf.strings.length(tf.strings.unicode_transcode(
+        strings, "UTF-8", "UTF-8", errors="ignore")), tf.strings.length(strings))
+    strings = self._checked([tf.debugging.assert_equal(
+        tf.reduce_all(valid), True,
+        message=f"{name} must be UTF-8 text")], strings)
+    ids = self._ids(strings)
+    return self._checked(
+        self._check_request(ids.nrows(), tf.size(ids.values, tf.int64)
+                            + ids.nrows()), ids)
+
   def _check_batch(self, first, others):
     """InvalidArgument unless every input has the batch size of `first`."""
     name, value = first
@@ -347,7 +457,7 @@ class LanguageModelModule(tf.Module):
     """Each text read from <eos>: (<int32>[batch, time] inputs, the targets
     (its words then <eos>), <int32>[batch] tokens per row), 0 after a row's
     last token."""
-    ids = self._ids(strings).to_tensor(text.PAD_ID)
+    ids = self._checked_ids(strings).to_tensor(text.PAD_ID)
     lengths = tf.reduce_sum(tf.cast(ids != text.PAD_ID, tf.int32), axis=1) + 1
     eos = tf.fill([tf.shape(ids)[0], 1], text.EOS_ID)
     inputs = tf.concat([eos, ids], axis=1)
@@ -390,6 +500,46 @@ class LanguageModelModule(tf.Module):
     return tf.reshape(hidden, [shape[0], windows * self.context,
                                hidden.shape[-1]])[:, :shape[1]]
 
+  def _chunk(self, rows):
+    """`score`'s chunk of positions for `rows` texts: a Transformer's
+    context, else within SCORE_CHUNK, its logits within SCORE_BYTES."""
+    if self.context is not None:
+      return tf.constant(self.context)
+    fit = SCORE_BYTES // (4 * self.vocab_size) // tf.maximum(rows, 1)
+    return tf.clip_by_value(fit, *SCORE_CHUNK)
+
+  def _log_likelihood(self, inputs, targets):
+    """<float32>[batch] log-likelihood of the non-zero targets of
+    right-padded inputs read at once (each text from its start)."""
+    log_probs = tf.nn.log_softmax(self._logits(self._hidden_states(inputs)))
+    picked = tf.gather(log_probs, targets, batch_dims=2)
+    return tf.reduce_sum(tf.where(targets != text.PAD_ID, picked, 0.0),
+                         axis=1)
+
+  def _log_likelihood_in_chunks(self, inputs, targets):
+    """`_log_likelihood` in chunks of `_chunk` positions, each read by
+    `_read` from the state the one before left (a Transformer's windows
+    each from an empty cache, as `_windowed` reads them): the memory of
+    one chunk, whatever the texts' length."""
+    shape = tf.shape(inputs)
+    size = self._chunk(shape[0])
+    chunks = (shape[1] + size - 1) // size
+    pad = [[0, 0], [0, chunks * size - shape[1]]]
+    inputs, targets = tf.pad(inputs, pad), tf.pad(targets, pad)
+    states = self.initial_states(shape[0])
+    total = tf.zeros([shape[0]])
+    for i in tf.range(chunks):
+      tf.autograph.experimental.set_loop_options(shape_invariants=[
+          (states[name], spec.shape)
+          for name, spec in self.decoder.specs.items()])
+      if self.context is not None:
+        states = self.initial_states(shape[0])
+      window = slice(i * size, (i + 1) * size)
+      _, states, log_likelihood, _ = self._read(
+          inputs[:, window], states, targets[:, window])
+      total += log_likelihood
+    return total
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
   def score(self, text_in):
     """Scores sentences as sentence-mode evaluation does.
@@ -399,13 +549,14 @@ class LanguageModelModule(tf.Module):
     `word_perplexity` divides the same log-likelihood by `num_words`, the
     text's whitespace-separated words + 1 (its end), as evaluation's
     perplexity per word does (for a word-level model of whitespace-split
-    text, the same).
+    text, the same). Texts longer than a chunk (`_chunk`) are read chunk by
+    chunk (`_log_likelihood_in_chunks`).
     """
     inputs, targets, num_tokens = self._right_padded(text_in)
-    log_probs = tf.nn.log_softmax(self._logits(self._hidden_states(inputs)))
-    picked = tf.gather(log_probs, targets, batch_dims=2)
-    log_likelihood = tf.reduce_sum(
-        tf.where(targets != text.PAD_ID, picked, 0.0), axis=1)
+    log_likelihood = tf.cond(
+        tf.shape(inputs)[1] <= self._chunk(tf.shape(inputs)[0]),
+        lambda: self._log_likelihood(inputs, targets),
+        lambda: self._log_likelihood_in_chunks(inputs, targets))
     num_words = tf.cast(text.count_words(text_in), tf.int32) + 1
     return {"log_likelihood": log_likelihood, "num_tokens": num_tokens,
             "perplexity": tf.exp(-log_likelihood /
@@ -416,15 +567,23 @@ class LanguageModelModule(tf.Module):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
   def next_words(self, text_in):
-    """The `top_k` most likely next words after each text."""
+    """The `top_k` most likely next words after each text: their words,
+    ids, log-probabilities and probabilities, most likely first."""
     inputs, _, lengths = self._right_padded(text_in)
     # The output layer at the last positions only.
     last = self._logits(
         tf.gather(self._hidden_states(inputs), lengths - 1, batch_dims=1))
-    top = tf.math.top_k(tf.nn.log_softmax(self._without_padding(last)),
-                        self.top_k)
-    return {"words": tf.gather(self.words, top.indices),
-            "probabilities": tf.exp(top.values)}
+    top = self._top(tf.nn.log_softmax(self._without_padding(last)))
+    return {"words": top["words"], "ids": top["ids"],
+            "log_probs": top["log_probs"],
+            "probabilities": tf.exp(top["log_probs"])}
+
+  def _top(self, log_probs):
+    """The `top_k` most likely words of <float32>[batch, vocab]
+    log-probabilities: their ids, words and log-probabilities."""
+    top = tf.math.top_k(log_probs, self.top_k)
+    return {"ids": top.indices, "words": tf.gather(self.words, top.indices),
+            "log_probs": top.values}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "text")])
   def tokenize(self, text_in):
@@ -434,7 +593,7 @@ class LanguageModelModule(tf.Module):
     corpus's token store holds the same lines; for streaming clients, which
     feed these ids to `step`.
     """
-    ids = self._ids(text_in)
+    ids = self._checked_ids(text_in)
     eos = tf.fill([ids.nrows(), 1], text.EOS_ID)
     with_eos = tf.concat([ids, eos], axis=1)
     return {"token_ids": with_eos.to_tensor(text.PAD_ID),
@@ -444,7 +603,19 @@ class LanguageModelModule(tf.Module):
       tf.TensorSpec([None, None], tf.int32, "token_ids")])
   def log_probs(self, token_ids):
     """Log-probabilities of every next token; ids 0 are padding."""
-    with tf.control_dependencies(self._check_ids(token_ids, "token_ids")):
+    most = max(1, LOG_PROBS_BYTES // (4 * self.vocab_size))
+    checks = self._check_request(tf.shape(token_ids)[0], tf.size(token_ids))
+    checks.append(tf.debugging.assert_less_equal(
+        tf.size(token_ids), most,
+        message=f"log_probs returns tokens x {self.vocab_size:,} floats: at "
+                f"most {most:,} tokens per request here (1 GiB); read longer "
+                "texts with step or score"))
+    if self.context is not None:
+      checks.append(tf.debugging.assert_less_equal(
+          tf.shape(token_ids)[1], self.decoder.max_positions,
+          message=self.decoder.position_message))
+    with tf.control_dependencies(checks + self._check_ids(token_ids,
+                                                          "token_ids")):
       return {"log_probs": self._log_probs(token_ids)}
 
   def _invariants(self, rows, states):
@@ -537,13 +708,16 @@ class LanguageModelModule(tf.Module):
 
     Returns:
       `log_likelihood` <float32>[batch] and `num_tokens` <int32>[batch] of
-      the targets; `next_log_probs` <float32>[batch, vocab]: the next word's
-      distribution after each row's last input (padding excluded); and the
-      new state under the input names.
+      the targets; the `top_k` most likely next words after each row's last
+      input: `next_ids` <int32>[batch, k], `next_words` <string>[batch, k],
+      `next_top_log_probs` <float32>[batch, k]; `next_log_probs`
+      <float32>[batch, vocab], the whole distribution (padding excluded),
+      if `step_log_probs`; and the new state under the input names.
     """
     token_ids, targets = inputs["token_ids"], inputs["targets"]
     states = {name: inputs[name] for name in self.decoder.specs}
-    checks = (self._check_ids(token_ids, "token_ids")
+    checks = (self._check_request(tf.shape(token_ids)[0], tf.size(token_ids))
+              + self._check_ids(token_ids, "token_ids")
               + self._check_ids(targets, "targets")
               + self._check_batch(("token_ids", token_ids),
                                   [("targets", targets)]
@@ -551,6 +725,10 @@ class LanguageModelModule(tf.Module):
               + [tf.debugging.assert_equal(
                   tf.shape(targets), tf.shape(token_ids),
                   message="targets must have the shape of token_ids")])
+    if "state_mask" in states:  # A Transformer's cache: within its table.
+      checks.append(tf.debugging.assert_less_equal(
+          tf.shape(states["state_mask"])[1] + tf.shape(token_ids)[1],
+          self.decoder.max_positions, message=self.decoder.position_message))
     with tf.control_dependencies(checks):
       real = token_ids != text.PAD_ID
     padding = tf.logical_not(real)
@@ -569,8 +747,13 @@ class LanguageModelModule(tf.Module):
       states = {name: tf.identity(value) for name, value in states.items()}
     logits, states, log_likelihood, num_tokens = self._read(
         token_ids, states, targets)
+    log_probs = tf.nn.log_softmax(self._without_padding(logits))
+    top = self._top(log_probs)
     out = {"log_likelihood": log_likelihood, "num_tokens": num_tokens,
-           "next_log_probs": tf.nn.log_softmax(self._without_padding(logits))}
+           "next_ids": top["ids"], "next_words": top["words"],
+           "next_top_log_probs": top["log_probs"]}
+    if self.step_log_probs:
+      out["next_log_probs"] = log_probs
     out.update(states)
     return out
 
@@ -581,19 +764,65 @@ class LanguageModelModule(tf.Module):
   def generate(self, prompt, max_tokens, temperature):
     """Samples a continuation per row until <eos> or its `max_tokens`.
 
-    Temperature 0 is greedy; negative temperatures are an InvalidArgument.
-    max_tokens <= 0 gives an empty continuation; it is capped at
-    `max_new_tokens`.
+    Temperature 0 is greedy; negative temperatures are an InvalidArgument,
+    and so is a max_tokens over the export's max_generate_tokens; max_tokens
+    <= 0 gives an empty continuation. `sample` with top_k 0, top_p 1 and
+    no seed.
     """
+    batch = tf.shape(prompt)
+    return self._generate(prompt, max_tokens, temperature,
+                          tf.zeros(batch, tf.int32), tf.ones(batch),
+                          tf.fill(batch, tf.constant(-1, tf.int64)))
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, "prompt"),
+      tf.TensorSpec([None], tf.int32, "max_tokens"),
+      tf.TensorSpec([None], tf.float32, "temperature"),
+      tf.TensorSpec([None], tf.int32, "top_k"),
+      tf.TensorSpec([None], tf.float32, "top_p"),
+      tf.TensorSpec([None], tf.int64, "seed")])
+  def sample(self, prompt, max_tokens, temperature, top_k, top_p, seed):
+    """`generate` with sampling controls, per row: only the `top_k` most
+    likely words (0 = all), only the smallest set of most likely words
+    whose probability reaches `top_p` (nucleus sampling; 1 = all), and a
+    `seed` (>= 0: the same seed, prompt and settings give the same text,
+    whatever else the batch holds; < 0: a fresh draw)."""
+    return self._generate(prompt, max_tokens, temperature, top_k, top_p,
+                          seed)
+
+  def _generate(self, prompt, max_tokens, temperature, top_k, top_p, seed):
+    """`sample`'s body (see there and `generate`)."""
+    most = self.limits.max_generate_tokens
     checks = [tf.debugging.assert_greater_equal(
-        temperature, 0.0, message="temperature must be >= 0 (0 = greedy)")]
+        temperature, 0.0, message="temperature must be >= 0 (0 = greedy)"),
+              tf.debugging.assert_less_equal(
+                  max_tokens, most,
+                  message=f"max_tokens is at most max_generate_tokens={most} "
+                          "in this export (kerasrnn-export "
+                          "--max_generate_tokens)")]
+    checks += [
+        tf.debugging.assert_non_negative(
+            top_k, message="top_k must be >= 0 (0 = every word)"),
+        tf.debugging.assert_greater(
+            top_p, 0.0, message="top_p must be in (0, 1] (1 = every word)"),
+        tf.debugging.assert_less_equal(
+            top_p, 1.0, message="top_p must be in (0, 1] (1 = every word)")]
     checks += self._check_batch(("prompt", prompt),
                                 [("max_tokens", max_tokens),
-                                 ("temperature", temperature)])
+                                 ("temperature", temperature),
+                                 ("top_k", top_k), ("top_p", top_p),
+                                 ("seed", seed)])
     with tf.control_dependencies(checks):
-      limit = tf.clip_by_value(max_tokens, 0, self.max_new_tokens)
-    logits, states = self._read_prompt(self._ids(prompt))
-    tokens, count = self._sample(logits, states, limit, temperature)
+      limit = tf.maximum(max_tokens, 0)
+    ids = self._checked_ids(prompt, "prompt")
+    if self.context is not None:  # <eos>, the prompt, the new tokens.
+      ids = self._checked([tf.debugging.assert_less_equal(
+          tf.cast(ids.row_lengths(), tf.int32) + 1 + limit,
+          self.decoder.max_positions,
+          message=self.decoder.position_message)], ids)
+    logits, states = self._read_prompt(ids)
+    tokens, count = self._sample(logits, states, limit, temperature, top_k,
+                                 top_p, seed)
     tokens = tf.ragged.boolean_mask(tokens, tokens != text.PAD_ID)
     if self.pieces is not None:
       # Pieces joined into text, with the space before a first piece that
@@ -609,7 +838,45 @@ class LanguageModelModule(tf.Module):
                                    separator=" ")
     return {"text": out, "num_tokens": count}
 
-  def _sample(self, logits, states, limit, temperature):
+  def _pick(self, logits, step, greedy, scale, top_k, top_p, seed):
+    """Each row's next token: the most likely (greedy rows), else a draw
+    from its logits / temperature cut to its top_k and top_p (Gumbel-max:
+    the argmax of the logits plus Gumbel noise, which is a draw from
+    their softmax)."""
+    words_only = self._without_padding(logits)
+    scaled = words_only / scale
+    lowest = tf.fill(tf.shape(scaled), float("-inf"))
+    k = tf.minimum(tf.reduce_max(tf.concat([top_k, [0]], 0)),
+                   self.vocab_size)
+
+    def cut_to_top_k():
+      best = tf.math.top_k(scaled, k).values
+      kth = tf.gather(best, tf.clip_by_value(top_k, 1, k) - 1, batch_dims=1)
+      return tf.where((top_k > 0)[:, None] & (scaled < kth[:, None]), lowest,
+                      scaled)
+
+    scaled = tf.cond(k > 0, cut_to_top_k, lambda: scaled)
+
+    def cut_to_top_p():
+      ordered = tf.sort(scaled, direction="DESCENDING")
+      before = tf.math.cumsum(tf.nn.softmax(ordered), axis=-1, exclusive=True)
+      # The words whose more likely words hold less than top_p (the first
+      # always): the smallest set reaching top_p.
+      kept = tf.reduce_min(tf.where(before < top_p[:, None], ordered,
+                                    float("inf")), axis=-1)
+      return tf.where(scaled < kept[:, None], lowest, scaled)
+
+    scaled = tf.cond(tf.reduce_any(top_p < 1.0), cut_to_top_p,
+                     lambda: scaled)
+    noise = tf.where((seed >= 0)[:, None],
+                     _seeded_uniform(seed, step, self.vocab_size),
+                     tf.random.uniform(tf.shape(scaled), 1e-12, 1.0))
+    drawn = tf.argmax(scaled - tf.math.log(-tf.math.log(noise)), -1,
+                      output_type=tf.int32)
+    return tf.where(greedy, tf.argmax(words_only, -1, output_type=tf.int32),
+                    drawn)
+
+  def _sample(self, logits, states, limit, temperature, top_k, top_p, seed):
     """`generate`'s loop from the prompts' logits and decoder state.
 
     Returns:
@@ -626,12 +893,7 @@ class LanguageModelModule(tf.Module):
     while not tf.reduce_all(done):
       tf.autograph.experimental.set_loop_options(
           shape_invariants=self._invariants(logits, states))
-      words_only = self._without_padding(logits)
-      sampled = tf.random.categorical(words_only / scale, 1,
-                                      dtype=tf.int32)[:, 0]
-      token = tf.where(greedy,
-                       tf.argmax(words_only, -1, output_type=tf.int32),
-                       sampled)
+      token = self._pick(logits, step, greedy, scale, top_k, top_p, seed)
       token = tf.where(done, text.PAD_ID, token)
       finished = token == text.EOS_ID
       emitted = tf.logical_and(tf.logical_not(done), tf.logical_not(finished))
@@ -647,13 +909,21 @@ class LanguageModelModule(tf.Module):
                      lambda: tf.zeros([batch, 0], tf.int32))
     return tokens, count
 
+  @tf.function(input_signature=[])
+  def metadata(self):
+    """The model card (as assets.extra/model.json holds it): one JSON
+    string."""
+    return {"model_card": tf.constant(self.card)}
+
   def signatures(self):
     """The serving signatures, by name (serving_default = score)."""
     score = self.score.get_concrete_function()
     return {"serving_default": score, "score": score,
             "next_words": self.next_words.get_concrete_function(),
             "generate": self.generate.get_concrete_function(),
+            "sample": self.sample.get_concrete_function(),
             "log_probs": self.log_probs.get_concrete_function(),
             "tokenize": self.tokenize.get_concrete_function(),
-            "step": self.step.get_concrete_function()}
+            "step": self.step.get_concrete_function(),
+            "metadata": self.metadata.get_concrete_function()}
 
