@@ -347,6 +347,16 @@ def test_score_and_generate_tools_read_the_export(run, loaded):
   samples = [json.loads(l) for l in generated.stdout.splitlines()]
   assert len(samples) == 3
   assert all(len(s["text"].split()) == s["num_tokens"] <= 4 for s in samples)
+  # Seeded: the same samples again; top_k=1: the greedy text.
+  seeded = [run_tool("generate", f"--model={run[1]}", "--prompt=the company",
+                     "--max_tokens=6", "--num_samples=2", "--seed=5",
+                     "--top_p=0.9").stdout for _ in range(2)]
+  assert seeded[0] == seeded[1] and len(seeded[0].splitlines()) == 2
+  top1, greedy = (run_tool("generate", f"--model={run[1]}",
+                           "--prompt=the company", "--max_tokens=6",
+                           *args).stdout
+                  for args in (["--top_k=1"], ["--temperature=0"]))
+  assert top1 == greedy and top1
 
 
 def test_score_tool_on_a_split_file_equals_sentence_evaluation(run, tmp_path):
