@@ -704,8 +704,8 @@ def test_an_export_under_load_and_malformed_requests(run, loaded):
   sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
   import serving_load  # pylint: disable=g-import-not-at-top
   figures = serving_load.load_test(
-      loaded, serving_load.mixed_requests(loaded, 800), threads=16)
-  assert figures["mismatches"] == 0 and figures["requests"] == 800
+      loaded, serving_load.mixed_requests(loaded, 400), threads=16)
+  assert figures["mismatches"] == 0 and figures["requests"] == 400
   assert set(figures["latency_ms"]) == {"score", "next_words", "generate",
                                         "sample", "step"}
   assert figures["rss_growth"] < 0.05, figures
