@@ -71,7 +71,8 @@ class LanguageModel(compat.SymbolicBuildWithoutData, keras.Model):
       inner.global_clipnorm = norm
 
   def hidden_states(self, x, training=False):
-    """The output layer's inputs: <float32>[batch, time, width]."""
+    """The output layer's inputs: [batch, time, width], in the compute
+    dtype (float32 unless built under a mixed precision policy)."""
     return self._hidden.value(x, training=training)
 
   def target_nll(self, x, y, training=False):
@@ -239,7 +240,9 @@ def build_model(config, vocab_size, batch_size=None, use_cudnn="auto",
       mode is always stateful.
     precision: the layers' Keras dtype policy (config train.precision
       trains with it): float32, mixed_bfloat16 or mixed_float16. The
-      weights are float32 and the output layer returns float32 either way.
+      weights are float32 either way, and so is `target_nll` (the softmax
+      is taken in float32); a full softmax's logits come in the policy's
+      compute dtype.
 
   Returns:
     An uncompiled `LanguageModel` mapping <int32>[batch, time] ids to
