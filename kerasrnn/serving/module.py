@@ -868,9 +868,12 @@ class LanguageModelModule(tf.Module):
 
     scaled = tf.cond(tf.reduce_any(top_p < 1.0), cut_to_top_p,
                      lambda: scaled)
-    noise = tf.where((seed >= 0)[:, None],
-                     _seeded_uniform(seed, step, self.vocab_size),
-                     tf.random.uniform(tf.shape(scaled), 1e-12, 1.0))
+    fresh = tf.random.uniform(tf.shape(scaled), 1e-12, 1.0)
+    noise = tf.cond(  # The hash only where a row is seeded.
+        tf.reduce_any(seed >= 0),
+        lambda: tf.where((seed >= 0)[:, None],
+                         _seeded_uniform(seed, step, self.vocab_size), fresh),
+        lambda: fresh)
     drawn = tf.argmax(scaled - tf.math.log(-tf.math.log(noise)), -1,
                       output_type=tf.int32)
     return tf.where(greedy, tf.argmax(words_only, -1, output_type=tf.int32),
