@@ -59,6 +59,11 @@ class LossScale(keras.optimizers.LossScaleOptimizer):
   the loop read a batch again, and differently after a resume.
   """
 
+  @property
+  def iterations(self):
+    # The inner optimizer's count (Keras 3.8 kept a count of its own).
+    return self.inner_optimizer.iterations
+
   def _stateful_handle_non_finite_grads(self):
     super()._stateful_handle_non_finite_grads()
     self.inner_optimizer.iterations.assign_add(1)
