@@ -99,7 +99,7 @@ def native_bfloat16(flags, cap):
                                                     "AVX10"))
 
 
-def check_precision(config):
+def check_precision(precision):
   """Raises UserError for a train.precision this machine cannot run well;
   returns a line to log for one it runs slower (else None).
 
@@ -110,7 +110,6 @@ def check_precision(config):
   bfloat16 matmul aborted the process; mixed_float16 on the CPU trained at
   0.94x float32's speed (no CPU here multiplies float16 natively).
   """
-  precision = config.train.precision
   if precision == "float32" or tf.config.list_logical_devices("GPU"):
     return None
   name, flags = cpu()
@@ -217,10 +216,7 @@ def build_model(config, vocab_size, **kwargs):
   from kerasrnn.models import build_model as build  # pylint: disable=g-import-not-at-top
   kwargs.setdefault("stateful", True)
   kwargs.setdefault("precision", config.train.precision)
-  if kwargs["precision"] != "float32":
-    checked = config.copy_and_resolve_references()
-    checked.train.precision = kwargs["precision"]
-    warning = check_precision(checked)
-    if warning:
-      logging.warning("%s", warning)
+  warning = check_precision(kwargs["precision"])
+  if warning:
+    logging.warning("%s", warning)
   return build(config, vocab_size, gate_matmuls=gate_matmuls(config), **kwargs)

@@ -126,20 +126,20 @@ def test_mixed_bfloat16_needs_a_cpu_that_multiplies_bfloat16(machine,
   config = smoke_config("", overrides={"train.precision": "mixed_bfloat16"})
   monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
   machine(ZEN4)
-  assert fast_path.check_precision(config) is None
+  assert fast_path.check_precision(config.train.precision) is None
   for cpu in (XEON, EPYC):  # AVX-512 without BF16; AVX2 only.
     machine(cpu)
     with pytest.raises(UserError, match=re.escape(
         f"train.precision=mixed_bfloat16 needs a CPU that multiplies "
         f"bfloat16 natively and CPU '{cpu[0]}' has neither AVX512_BF16 nor "
         "AMX: emulated bfloat16 trained at 0.42x")):
-      fast_path.check_precision(config)
+      fast_path.check_precision(config.train.precision)
   machine(ZEN4)
   monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core")
   with pytest.raises(UserError, match="ONEDNN_MAX_CPU_ISA=AVX512_CORE keeps"):
-    fast_path.check_precision(config)
+    fast_path.check_precision(config.train.precision)
   monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
-  assert fast_path.check_precision(config) is None
+  assert fast_path.check_precision(config.train.precision) is None
   # No XLA under it on a CPU (measured slower), per-gate matmuls instead.
   on, reason = fast_path.choose(config)
   assert not on and "mixed_bfloat16 on CPU 'AMD EPYC 9B14'" in reason
@@ -151,6 +151,6 @@ def test_mixed_bfloat16_needs_a_cpu_that_multiplies_bfloat16(machine,
 def test_float16_on_a_cpu_is_allowed_with_a_warning(machine):
   config = smoke_config("", overrides={"train.precision": "mixed_float16"})
   machine(EPYC)
-  assert "meant for GPUs" in fast_path.check_precision(config)
+  assert "meant for GPUs" in fast_path.check_precision(config.train.precision)
   config.train.precision = "float32"
-  assert fast_path.check_precision(config) is None
+  assert fast_path.check_precision(config.train.precision) is None

@@ -22,7 +22,7 @@ from kerasrnn.serving import warmup
 from kerasrnn.serving.module import DEFAULT_LIMITS
 from kerasrnn.serving.module import LanguageModelModule
 from kerasrnn.serving.module import Limits
-from kerasrnn.serving.module import STEP_LOG_PROBS_WORDS
+from kerasrnn.serving.module import step_log_probs_for
 from kerasrnn.serving.versions import versions
 from kerasrnn.training.evaluation import load_best_model
 
@@ -63,8 +63,7 @@ def load_module(workdir, top_k=10, limits=DEFAULT_LIMITS, precision="float32",
                     "store (data.store, or its folder in "
                     "~/.cache/kerasrnn/stores)")
   vocab = wd.load_vocab(workdir)
-  if step_log_probs is None:
-    step_log_probs = len(vocab) <= STEP_LOG_PROBS_WORDS
+  step_log_probs = step_log_probs_for(len(vocab), step_log_probs)
   model = load_best_model(
       workdir, config, len(vocab), use_cudnn=False, stateful=False,
       precision="mixed_bfloat16" if precision == "bfloat16" else "float32")

@@ -70,6 +70,12 @@ SCORE_CHUNK = (16, 256)
 # vocabularies of up to this many words (kerasrnn-export --step_log_probs).
 STEP_LOG_PROBS_WORDS = 65_536
 
+
+def step_log_probs_for(vocab_size, asked=None):
+  """Whether `step` returns the whole distribution: `asked`, or (None) for
+  vocabularies of up to STEP_LOG_PROBS_WORDS words."""
+  return vocab_size <= STEP_LOG_PROBS_WORDS if asked is None else asked
+
 # `log_probs` returns tokens x vocabulary floats: at most this many bytes.
 LOG_PROBS_BYTES = 1 << 30
 
@@ -332,8 +338,7 @@ class LanguageModelModule(tf.Module):
       self.model_ids = tf.constant(subword.model_ids(serialized, vocab_words),
                                    tf.int32)
     self.top_k = min(top_k, len(vocab_words) - 1)
-    self.step_log_probs = (len(vocab_words) <= STEP_LOG_PROBS_WORDS
-                           if step_log_probs is None else step_log_probs)
+    self.step_log_probs = step_log_probs_for(len(vocab_words), step_log_probs)
     self.limits = Limits(*limits)
     self.card = json.dumps(card or {}, sort_keys=True)
     self.table = tf.lookup.StaticHashTable(
@@ -381,14 +386,16 @@ class LanguageModelModule(tf.Module):
     return [tf.debugging.assert_non_negative(ids, message=message),
             tf.debugging.assert_less(ids, self.vocab_size, message=message)]
 
-  def _check_request(self, rows, tokens=None):
+  def _check_request(self, rows=None, tokens=None):
     """InvalidArgument if a request has more rows, or reads more tokens,
     than this export's limits allow."""
     limits = self.limits
-    checks = [tf.debugging.assert_less_equal(
-        tf.cast(rows, tf.int64), tf.constant(limits.max_batch, tf.int64),
-        message=f"a request has at most max_batch={limits.max_batch} rows "
-                "in this export (kerasrnn-export --max_batch)")]
+    checks = []
+    if rows is not None:
+      checks.append(tf.debugging.assert_less_equal(
+          tf.cast(rows, tf.int64), tf.constant(limits.max_batch, tf.int64),
+          message=f"a request has at most max_batch={limits.max_batch} rows "
+                  "in this export (kerasrnn-export --max_batch)"))
     if tokens is not None:
       checks.append(tf.debugging.assert_less_equal(
           tf.cast(tokens, tf.int64),
@@ -416,7 +423,7 @@ class LanguageModelModule(tf.Module):
         message=f"{name} must be UTF-8 text")], strings)
     ids = self._ids(strings)
     return self._checked(
-        self._check_request(ids.nrows(), tf.size(ids.values, tf.int64)
+        self._check_request(tokens=tf.size(ids.values, tf.int64)
                             + ids.nrows()), ids)
 
   def _check_batch(self, first, others):
@@ -742,9 +749,8 @@ class LanguageModelModule(tf.Module):
         tf.debugging.assert_equal(
             tf.reduce_any(tf.logical_and(padding, targets != text.PAD_ID)),
             False, message="targets must be 0 where token_ids are padding")]
-    with tf.control_dependencies(checks):
-      token_ids, targets = tf.identity(token_ids), tf.identity(targets)
-      states = {name: tf.identity(value) for name, value in states.items()}
+    token_ids, targets, states = self._checked(checks,
+                                               (token_ids, targets, states))
     logits, states, log_likelihood, num_tokens = self._read(
         token_ids, states, targets)
     log_probs = tf.nn.log_softmax(self._without_padding(logits))
