@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import score_in_requests
 from conftest import smoke_config
 import test_serving
 from kerasrnn import config as config_lib
@@ -184,8 +185,8 @@ def test_perplexity_is_the_same_whatever_the_batching(run):
 @pytest.mark.slow
 def test_export_score_equals_sentence_evaluation(run):
   workdir, _, loaded = run
-  scored = loaded.signatures["score"](
-      text=tf.constant(test_serving.lines_of_test_split(workdir)))
+  scored = score_in_requests(loaded.signatures["score"],
+                             test_serving.lines_of_test_split(workdir))
   ll = float(tf.reduce_sum(scored["log_likelihood"]))
   tokens = int(tf.reduce_sum(scored["num_tokens"]))
   expected = evaluation.evaluate(workdir, "test", mode="sentence")
