@@ -120,7 +120,12 @@ class _Options:
     float32 (see `_matmul`)."""
     if self.gate_matmuls:
       kernels = ops.split(kernel, gates, axis=-1)
-      return lambda h: [_matmul(h, k) for k in kernels]
+
+      def products(h):
+        h = ops.cast(h, kernel.dtype)  # Once for all the gates.
+        return [ops.cast(ops.matmul(h, k), "float32") for k in kernels]
+
+      return products
     return lambda h: ops.split(_matmul(h, kernel), gates, axis=-1)
 
   def get_config(self):
