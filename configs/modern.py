@@ -25,8 +25,7 @@ is what gets validated, checkpointed and exported. Sized for a 2-core CPU:
 - long: the full model with lr 1 for 13 epochs, then /1.3 per epoch, 21
   epochs: 2.57 hours of training on the 2-core Intel Xeon, test perplexity
   75.40 (valid 78.79), below the <= 80 goal and pytorch/examples' tied
-  2 x 650 (75.96); ~7.2 hours on a 2-core AMD EPYC (over issue 14's
-  6-hour budget there).
+  2 x 650 (75.96); ~7.2 hours on a 2-core AMD EPYC (over 6 hours).
 
 What each technique gives on a short budget (configs/ablation.py): tying
 and the weight average most (+7.4 % and +4.5 % test perplexity without

@@ -137,11 +137,13 @@ def trained_export(config, tmp_path_factory, name):
   return workdir, export.export(workdir, base)
 
 
-def run_tool(tool, *args, stdin=None, env=None, timeout=300):
-  """Runs the command-line tool `kerasrnn-<tool>` as a user would."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+def run_tool(tool, *args, stdin=None, env=None, timeout=300, cwd=ROOT):
+  """Runs the command-line tool `kerasrnn-<tool>` as a user would (`env`:
+  variables to set, or to unset with None)."""
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+  env = {k: v for k, v in env.items() if v is not None}
   return subprocess.run([sys.executable, "-m", f"kerasrnn.cli.{tool}", *args],
-                        input=stdin, cwd=ROOT, env=env, capture_output=True,
+                        input=stdin, cwd=cwd, env=env, capture_output=True,
                         text=True, timeout=timeout, check=False)
 
 

@@ -95,12 +95,15 @@ def test_nll_gradient_equals_the_full_distributions():
                                tf.convert_to_tensor(b).numpy(), atol=1e-5)
 
 
-def test_a_cluster_without_targets_is_skipped():
+def test_clusters_without_targets_add_nothing():
+  # Every target in the head: the clusters' gathers are empty, their
+  # scatter adds nothing, and the NLL is the head's alone.
   layer = _layer()
   h = np.ones((1, 3, 12), np.float32)
-  nll = layer.nll(h, np.array([[1, 2, 3]], np.int32)).numpy()
-  want = -np.take_along_axis(layer(h).numpy(), np.array([[[1], [2], [3]]]),
-                             -1)[..., 0]
+  targets = np.array([[1, 2, 3]], np.int32)
+  assert max(targets.flat) < layer.cutoffs[0]
+  nll = layer.nll(h, targets).numpy()
+  want = -np.take_along_axis(layer(h).numpy(), targets[..., None], -1)[..., 0]
   np.testing.assert_allclose(nll, want, atol=1e-5)
 
 

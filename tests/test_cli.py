@@ -1,6 +1,7 @@
 """The command lines: JSON output, and one-line errors for bad input."""
 import json
 import os
+import re
 
 import pytest
 
@@ -38,9 +39,9 @@ def test_data_stream_mode_reports_dropped_tokens(tiny_dir):
     (["--config.model.dropout=1.0"], "model.dropout=1.0 must be in [0, 1)"),
     (["--config.data.batch_size=0"], "data.batch_size=0 must be positive"),
     (["--config.data.max_length=1"], "max_length=1 must be at least 2"),
-    (["--config.model.nope=3"], "unknown config field 'nope' (the fields"),
+    (["--config.model.nope=3"], "unknown config field 'nope' (--help lists the fields"),
     (["--config.model.hiden_size=3"], "unknown config field 'hiden_size'; "
-     'did you mean "hidden_size" instead of "hiden_size"? (the fields'),
+     'did you mean "hidden_size" instead of "hiden_size"? (--help lists the fields'),
     (["--config.data.dir=/nonexistent"], "data directory /nonexistent does not exist"),
 ])
 def test_bad_input_is_one_line_before_training(tmp_path, tiny_dir, args,
@@ -75,3 +76,39 @@ def test_rows_that_replicas_cannot_split_are_one_line(tmp_path,
   assert ("data.batch_size=10 must be a multiple of the 3 replicas of "
           "train.distribute (each replica keeps the state of its own rows)"
           ) in line
+
+
+def test_shipped_configs_are_found_from_any_directory(tmp_path, tiny_dir):
+  result = run_tool("data", "--config=configs/smoke.py:sentence",
+                    f"--config.data.dir={tiny_dir}", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads(result.stdout)["splits"]["train"]["tokens"] == 29
+
+
+def test_a_config_in_the_working_directory_comes_first(tmp_path, tiny_dir):
+  (tmp_path / "configs").mkdir()
+  (tmp_path / "configs" / "smoke.py").write_text(
+      "raise ValueError('the local smoke.py')\n")
+  line = error_line(run_tool("data", "--config", "configs/smoke.py",
+                             f"--config.data.dir={tiny_dir}", cwd=tmp_path))
+  assert "the local smoke.py" in line
+
+
+def test_tensorflow_start_up_lines_only_when_asked(tiny_dir):
+  args = ("--config=configs/smoke.py", f"--config.data.dir={tiny_dir}")
+  quiet = run_tool("data", *args, env={"TF_CPP_MIN_LOG_LEVEL": None})
+  loud = run_tool("data", *args, env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+  assert quiet.returncode == loud.returncode == 0, quiet.stderr[-3000:]
+  assert quiet.stdout == loud.stdout
+  assert "oneDNN" in loud.stderr  # TensorFlow's start-up notice, on x86.
+  for line in quiet.stderr.splitlines():  # Only kerasrnn's own log lines.
+    assert re.match(r"[IW]\d{4} [\d:. ]+\d+ (corpus|store)\.py:", line), line
+
+
+def test_help_shows_the_tools_flags_and_the_config_fields():
+  result = run_tool("train", "--help")  # absl's --help exits with 1.
+  assert "kerasrnn-train --config=configs/small.py --workdir=runs/small" in (
+      result.stdout)
+  assert "--workdir: Directory of the run." in result.stdout
+  assert "--config.model.hidden_size=200" in result.stdout
+  assert "--config.train.precision='float32'" in result.stdout

@@ -1,4 +1,4 @@
-"""kerasrnn-data: check a corpus and its pipeline, or prepare its token store.
+r"""kerasrnn-data: check a corpus and its pipeline, or prepare its token store.
 
   kerasrnn-data --config=configs/small.py --config.data.mode=sentence
   kerasrnn-data --config=configs/small.py --config.data.source=text \

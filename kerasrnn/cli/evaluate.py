@@ -1,4 +1,4 @@
-"""kerasrnn-evaluate: exact perplexity of a trained run on one split, as JSON.
+r"""kerasrnn-evaluate: exact perplexity of a trained run on one split, as JSON.
 
   kerasrnn-evaluate --workdir=runs/small --split=test
   kerasrnn-evaluate --workdir=runs/small --split=test --mode=sentence \

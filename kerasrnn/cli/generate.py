@@ -1,4 +1,4 @@
-"""kerasrnn-generate: sample continuations from an exported model.
+r"""kerasrnn-generate: sample continuations from an exported model.
 
   kerasrnn-generate --model=export/ptb_small --prompt="the company said" \
       --max_tokens=20 --temperature=0.8 --top_p=0.9 --num_samples=3 --seed=1
@@ -10,9 +10,9 @@ each sample stops at <eos> or after --max_tokens words.
 import json
 
 from absl import flags
-import tensorflow as tf
 
-from kerasrnn import cli
+from kerasrnn import cli  # First: it quiets TensorFlow's start-up logs.
+import tensorflow as tf  # pylint: disable=g-bad-import-order
 from kerasrnn.serving import saved_model
 from kerasrnn.errors import UserError
 

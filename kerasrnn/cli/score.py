@@ -13,9 +13,9 @@ import os
 import sys
 
 from absl import flags
-import tensorflow as tf
 
-from kerasrnn import cli
+from kerasrnn import cli  # First: it quiets TensorFlow's start-up logs.
+import tensorflow as tf  # pylint: disable=g-bad-import-order
 from kerasrnn.serving import saved_model
 from kerasrnn.errors import UserError
 

@@ -1,4 +1,4 @@
-"""kerasrnn-study: train the study's runs one after another, then report.
+r"""kerasrnn-study: train the study's runs one after another, then report.
 
   kerasrnn-study --config_file=configs/study.py --workdir=runs/study \
       --report=docs/study

@@ -1,4 +1,4 @@
-"""kerasrnn-train: train a language model into a workdir (resumable).
+r"""kerasrnn-train: train a language model into a workdir (resumable).
 
   kerasrnn-train --config=configs/small.py --workdir=runs/small
   kerasrnn-train --config=configs/small.py --workdir=runs/h650 \
