@@ -1,4 +1,10 @@
 """The modern recipe's regularisers: masks where they belong, off at inference."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -102,3 +108,63 @@ def test_tied_embeddings_of_another_size_give_the_last_layer_that_size():
   assert {l.name: l.count_params() for l in model.layers
           if l.name in expected} == expected
   assert model.count_params() == sum(expected.values())
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_dropout_on_one_device_is_keras_draw_for_draw(locked):
+  x = np.ones((4, 6, 8), np.float32)
+  noise_shape = regularizers.dropout(0.5, locked, "d").noise_shape
+  ours = regularizers.Dropout(0.5, noise_shape=noise_shape, seed=3)
+  theirs = keras.layers.Dropout(0.5, noise_shape=noise_shape, seed=3)
+  for _ in range(3):
+    np.testing.assert_array_equal(ours(x, training=True),
+                                  theirs(x, training=True))
+
+
+_REPLICA_MASKS = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {root!r})
+    import tensorflow as tf
+    from kerasrnn.training import distribute
+    distribute.split_cpu(2)
+    import keras
+    from kerasrnn.models import regularizers
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    out = {{}}
+    for kind in ("ours", "keras"):
+      for locked in (False, True):
+        with strategy.scope():
+          layer = (regularizers.dropout(0.5, locked, "d") if kind == "ours"
+                   else keras.layers.Dropout(
+                       0.5, noise_shape=(None, 1, None) if locked else None))
+          layer.build((None, 5, 64))
+        step = tf.function(lambda: strategy.run(
+            lambda: layer(tf.ones([3, 5, 64]), training=True)))
+        first, second = [
+            t.numpy() for t in strategy.experimental_local_results(step())]
+        out[f"{{kind}} locked={{locked}}"] = {{
+            "equal": float((first == second).mean()),
+            "constant_over_time": bool(
+                (first == first[:, :1]).all() and
+                (second == second[:, :1]).all())}}
+    print(json.dumps(out))
+""")
+
+
+def test_each_replica_draws_its_own_dropout_masks():
+  """Under tf.distribute, rows i and i + batch/2 (one per replica) get
+  different masks, as on one device; Keras's own layer gives them the same
+  (the bug this layer mends, checked here so the test fails without it)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  run = subprocess.run(
+      [sys.executable, "-c", _REPLICA_MASKS.format(root=root)],
+      capture_output=True, text=True, timeout=300, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert run.returncode == 0, run.stderr[-3000:]
+  out = json.loads(run.stdout.strip().splitlines()[-1])
+  for locked in (False, True):
+    ours, keras_ = out[f"ours locked={locked}"], out[f"keras locked={locked}"]
+    assert keras_["equal"] == 1.0  # Keras: the same masks on both replicas.
+    assert 0.3 < ours["equal"] < 0.7  # Independent masks: half agree.
+    assert ours["constant_over_time"] == locked

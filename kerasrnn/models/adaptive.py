@@ -66,6 +66,8 @@ class AdaptiveSoftmax(output.OutputLayer):
     kernel_initializer, bias_initializer: of every kernel and bias.
   """
 
+  log_probabilities = True
+
   def __init__(self, vocab_size, cutoffs, factor=4.0, kernel_initializer=None,
                bias_initializer="zeros", **kwargs):
     check_cutoffs(cutoffs, vocab_size)

@@ -16,6 +16,10 @@ class OutputLayer(keras.layers.Layer):
     kernel_initializer, bias_initializer: of the layer's kernels and biases.
   """
 
+  # Whether the scores are log-probabilities already (else logits, whose
+  # log_softmax is the distribution).
+  log_probabilities = False
+
   def __init__(self, vocab_size, kernel_initializer=None,
                bias_initializer="zeros", **kwargs):
     super().__init__(**kwargs)

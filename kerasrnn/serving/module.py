@@ -443,6 +443,19 @@ class LanguageModelModule(tf.Module):
     computes in (a bfloat16 export's softmax is taken in float32)."""
     return tf.cast(self._output_layer(hidden), tf.float32)
 
+  def _log_softmax(self, scores):
+    """The distribution of the output layer's `scores`: log_softmax of
+    logits; an adaptive softmax's are log-probabilities already."""
+    if self._output_layer.log_probabilities:
+      return scores
+    return tf.nn.log_softmax(scores)
+
+  def _target_log_likelihood(self, scores, targets):
+    """<float32>[batch] log-likelihood of the non-zero `targets` under the
+    output layer's `scores` ([batch, time, vocab]), summed per row."""
+    picked = tf.gather(self._log_softmax(scores), targets, batch_dims=2)
+    return tf.reduce_sum(tf.where(targets != text.PAD_ID, picked, 0.0), 1)
+
   def _model_logits(self, token_ids):
     # Keras's recurrent layers fail on an empty batch, whose answer is
     # empty anyway.
@@ -454,7 +467,7 @@ class LanguageModelModule(tf.Module):
 
   def _log_probs(self, token_ids):
     # The model's own distribution, exactly as evaluation scores it.
-    return tf.nn.log_softmax(self._model_logits(token_ids))
+    return self._log_softmax(self._model_logits(token_ids))
 
   def _without_padding(self, logits):
     # Padding is never a word to predict or sample.
@@ -518,10 +531,8 @@ class LanguageModelModule(tf.Module):
   def _log_likelihood(self, inputs, targets):
     """<float32>[batch] log-likelihood of the non-zero targets of
     right-padded inputs read at once (each text from its start)."""
-    log_probs = tf.nn.log_softmax(self._logits(self._hidden_states(inputs)))
-    picked = tf.gather(log_probs, targets, batch_dims=2)
-    return tf.reduce_sum(tf.where(targets != text.PAD_ID, picked, 0.0),
-                         axis=1)
+    return self._target_log_likelihood(
+        self._logits(self._hidden_states(inputs)), targets)
 
   def _log_likelihood_in_chunks(self, inputs, targets):
     """`_log_likelihood` in chunks of `_chunk` positions, each read by
@@ -662,10 +673,7 @@ class LanguageModelModule(tf.Module):
       # One pass of the output layer (its weights are read once) for the
       # scored positions and the last ones.
       logits = output_layer(outputs)
-      picked = tf.gather(tf.nn.log_softmax(logits[:, 1:]), targets,
-                         batch_dims=2)
-      log_likelihood = tf.reduce_sum(
-          tf.where(targets != text.PAD_ID, picked, 0.0), 1)
+      log_likelihood = self._target_log_likelihood(logits[:, 1:], targets)
       last_logits = tf.gather(logits, last, batch_dims=1)
     else:  # A prompt: the output layer at each row's last position only.
       last_logits = output_layer(tf.gather(outputs, last, batch_dims=1))
@@ -692,10 +700,8 @@ class LanguageModelModule(tf.Module):
       hidden = tf.cond(
           time > 0, lambda: tf.transpose(outputs.stack(), [1, 0, 2]),
           lambda: tf.zeros([tf.shape(inputs)[0], 0, top.shape[-1]]))
-      picked = tf.gather(tf.nn.log_softmax(output_layer(hidden)), targets,
-                         batch_dims=2)
-      log_likelihood = tf.reduce_sum(
-          tf.where(targets != text.PAD_ID, picked, 0.0), 1)
+      log_likelihood = self._target_log_likelihood(output_layer(hidden),
+                                                   targets)
     num_tokens = tf.reduce_sum(tf.cast(targets != text.PAD_ID, tf.int32), 1)
     return output_layer(top), states, log_likelihood, num_tokens
 
