@@ -84,7 +84,7 @@ class RecurrentDecoder(tf.Module, Decoder):
   there (docs/results.md#serving-latency).
   """
 
-  def __init__(self, model, fused_max_batch=4):
+  def __init__(self, model, fused_max_batch):
     super().__init__(name="recurrent_decoder")
     self._embedding = model.get_layer("embedding")
     self._cells = [layer.cell for layer in rnn_layers(model)]

@@ -60,6 +60,12 @@ def step_log_probs_for(vocab_size, asked=None):
 # `log_probs` returns tokens x vocabulary floats: at most this many bytes.
 LOG_PROBS_BYTES = 1 << 30
 
+# An LSTM's requests of up to this many rows read through TensorFlow's
+# fused LSTM op, larger ones through the Keras cells: where the two crossed
+# on a 2-core CPU (docs/results.md#serving-latency); kerasrnn-export
+# --fused_max_batch sets it for other machines.
+FUSED_MAX_BATCH = 4
+
 
 class LanguageModelModule(tf.Module):
   """Serving functions of a trained language model.
@@ -92,7 +98,8 @@ class LanguageModelModule(tf.Module):
 
   def __init__(self, model, vocab_file, vocab_words, lowercase=False,
                tokenizer="whitespace", top_k=10, limits=DEFAULT_LIMITS,
-               fused_max_batch=4, context=None, sentencepiece_model=None,
+               fused_max_batch=FUSED_MAX_BATCH, context=None,
+               sentencepiece_model=None,
                card=None, step_log_probs=None):
     super().__init__(name="kerasrnn")
     self.model = model
