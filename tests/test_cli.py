@@ -112,3 +112,11 @@ def test_help_shows_the_tools_flags_and_the_config_fields():
   assert "--workdir: Directory of the run." in result.stdout
   assert "--config.model.hidden_size=200" in result.stdout
   assert "--config.train.precision='float32'" in result.stdout
+
+
+def test_export_refuses_a_negative_fused_max_batch(tmp_path):
+  line = error_line(run_tool("export", f"--workdir={tmp_path}",
+                             f"--export_base={tmp_path / 'export'}",
+                             "--fused_max_batch=-1"))
+  assert line == ("error: --fused_max_batch=-1 must be >= 0 (0: never the "
+                  "fused LSTM op)")

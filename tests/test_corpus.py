@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from conftest import sentences_of
 from conftest import TINY
 from conftest import smoke_config
 from conftest import write_corpus
@@ -17,7 +18,7 @@ def test_tiny_corpus_counts_words_plus_eos(tiny_dir):
     split = corpus.splits[name]
     assert split.num_sentences == len(lines)
     assert split.num_tokens == sum(len(l.split()) + 1 for l in lines)
-    assert all(s[-1] == text.EOS_ID for s in split.sentences())
+    assert all(s[-1] == text.EOS_ID for s in sentences_of(split))
 
 
 def test_vocabulary_comes_from_train_only(tiny_dir, tmp_path):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import sentences_of
 from conftest import smoke_config
 from kerasrnn.data import corpus as corpus_lib
 from kerasrnn.data import pipelines
@@ -74,7 +75,7 @@ def test_sentence_mode_targets_every_token_once(tiny):
     ds = pipelines.make_dataset(config.data, corpus, name, training=True)
     targets = sorted(tuple(y[y > 0]) for _, y in _batches(ds) for y in y
                      if y.any())  # Not a bucket's last batch's empty rows.
-    expected = sorted(tuple(s) for s in split.sentences())
+    expected = sorted(tuple(s) for s in sentences_of(split))
     assert targets == expected
 
 
@@ -120,7 +121,7 @@ def test_long_sentences_are_read_in_chunks_that_continue(tiny, max_length):
     assert max(x.shape[1] for x, _ in batches) <= max_length
     assert all(x.shape[0] == 2 for x, _ in batches)
     assert _sentences_from_chunks(batches) == sorted(
-        s.tolist() for s in split.sentences())
+        s.tolist() for s in sentences_of(split))
   # Every epoch the same number of steps, whatever its order.
   layout = pipelines.Layout(config.data, corpus, "train", training=True)
   for epoch in range(4):

@@ -13,6 +13,7 @@ from kerasrnn.data import text
 from kerasrnn.data.vocabulary import Vocabulary
 from kerasrnn.models import build_model
 from kerasrnn.serving import module as serving_module
+from kerasrnn.serving import sampling
 from kerasrnn.serving.module import LanguageModelModule
 from kerasrnn.serving.module import Limits
 
@@ -378,8 +379,8 @@ def test_top_k_and_top_p_keep_exactly_the_most_likely_words(tmp_path):
   rows = logits.shape[0]
 
   def picked(top_k=0, top_p=1.0):
-    tokens = module._pick(
-        logits, tf.constant(0), tf.zeros([rows], tf.bool), tf.ones([rows, 1]),
+    tokens = sampling.pick(
+        module._without_padding(logits), tf.constant(0), tf.zeros([rows], tf.bool), tf.ones([rows, 1]),
         tf.fill([rows], top_k), tf.fill([rows], top_p),
         tf.range(rows, dtype=tf.int64)).numpy()
     return set(tokens.tolist())

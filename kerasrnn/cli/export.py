@@ -12,6 +12,7 @@ from absl import flags
 from kerasrnn import cli
 from kerasrnn.serving import export
 from kerasrnn.serving.module import DEFAULT_LIMITS
+from kerasrnn.serving.module import FUSED_MAX_BATCH
 from kerasrnn.serving.module import Limits
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A kerasrnn-train workdir.")
@@ -37,6 +38,11 @@ _PRECISION = flags.DEFINE_enum(
     "precision", "float32", ["float32", "bfloat16"],
     "The graph's arithmetic: float32, or bfloat16 for CPUs that multiply it "
     "natively (AVX512_BF16 or AMX); inputs, outputs and weights stay float32.")
+_FUSED_MAX_BATCH = flags.DEFINE_integer(
+    "fused_max_batch", FUSED_MAX_BATCH,
+    "An LSTM export reads requests of up to this many rows with TensorFlow's "
+    "fused LSTM op (fewer ops per call), larger ones with the Keras cells; "
+    "4 is where the two crossed on a 2-core CPU; 0: never the fused op.")
 flags.mark_flags_as_required(["workdir", "export_base"])
 
 
@@ -46,7 +52,8 @@ def main(argv):
   step_log_probs = {"auto": None, "true": True,
                     "false": False}[_STEP_LOG_PROBS.value]
   version = export.export(_WORKDIR.value, _BASE.value, _TOP_K.value, limits,
-                          _PRECISION.value, step_log_probs)
+                          _PRECISION.value, step_log_probs,
+                          _FUSED_MAX_BATCH.value)
   print(json.dumps(export.read_card(version), indent=2))
   print(version)
 

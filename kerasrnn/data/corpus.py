@@ -59,9 +59,6 @@ class Split:
                  self.row_splits[:count + 1],
                  None if self.words is None else self.words[:count])
 
-  def sentences(self):
-    return np.split(np.asarray(self.ids, np.int32), self.row_splits[1:-1])
-
 
 @dataclasses.dataclass
 class Corpus:

@@ -48,10 +48,9 @@ def _fused_nll(targets, logits):
   TensorFlow's op makes several passes over the [positions, vocabulary]
   logits on a CPU and computes the gradient even when none is wanted; XLA
   fuses the forward into one pass (logsumexp and the target's logit) and the
-  backward into another (softmax minus one-hot, scaled). Measured on a
-  2-core AMD EPYC for 400 x 10,001 logits, forward and backward: 12-13 ms
-  against 25-31 ms; the whole training step without XLA 1.07-1.15x as fast
-  (Intel Xeon restricted to AVX2; docs/results.md#training-speed). In a
+  backward into another (softmax minus one-hot, scaled), about twice as
+  fast as TensorFlow's op at PTB's size (docs/results.md#training-speed,
+  "What each optimisation gave"). In a
   step that XLA compiles whole, it becomes part of that program. Each
   distinct shape is compiled once, hence only for static shapes.
   """

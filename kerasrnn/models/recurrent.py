@@ -11,9 +11,10 @@ XLA) each gate has its own recurrent matmul ([batch, units] x [units,
 units], on a column block of the same kernel) instead of one [units, n x
 units] product that is then split: TensorFlow's CPU kernels run one small
 matmul barely faster on two cores than on one, while independent matmuls
-run side by side, so one 200-unit layer's pass takes 15-20 % less time
-(neutral at 650 and 1,000 units; slower inside XLA programs, which get one
-matmul; docs/history/training_speed.md, 2026-12-01, commit 615e418). Same
+run side by side, so a 200-unit layer's pass takes less time (neutral at
+650 and 1,000 units; slower inside XLA programs, which get one matmul;
+the figures: docs/history/training_speed.md, "One recurrent matmul per
+gate"). Same
 weights, same products: outputs and gradients equal the stock layers' to
 float rounding either way
 (tests/test_recurrent.py).

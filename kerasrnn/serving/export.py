@@ -20,6 +20,7 @@ from kerasrnn.data import subword
 from kerasrnn.errors import UserError
 from kerasrnn.serving import warmup
 from kerasrnn.serving.module import DEFAULT_LIMITS
+from kerasrnn.serving.module import FUSED_MAX_BATCH
 from kerasrnn.serving.module import LanguageModelModule
 from kerasrnn.serving.module import Limits
 from kerasrnn.serving.module import step_log_probs_for
@@ -39,11 +40,14 @@ CARD = os.path.join("assets.extra", "model.json")
 
 
 def load_module(workdir, top_k=10, limits=DEFAULT_LIMITS, precision="float32",
-                step_log_probs=None):
+                step_log_probs=None, fused_max_batch=FUSED_MAX_BATCH):
   """Builds the serving module from a run's workdir (config, vocab, weights),
   computing in `precision` (float32, or bfloat16 for CPUs that multiply it
   natively; the weights, states and outputs stay float32), within `limits`
   (a `module.Limits`), with the run's model card."""
+  if fused_max_batch < 0:
+    raise UserError(f"--fused_max_batch={fused_max_batch} must be >= 0 "
+                    "(0: never the fused LSTM op)")
   if precision not in PRECISIONS:
     raise UserError(f"--precision={precision} is not one of "
                     f"{', '.join(PRECISIONS)}")
@@ -72,7 +76,7 @@ def load_module(workdir, top_k=10, limits=DEFAULT_LIMITS, precision="float32",
       lowercase=config.data.lowercase, tokenizer=config.data.tokenizer,
       top_k=top_k, limits=limits, context=config.data.max_length,
       sentencepiece_model=pieces, step_log_probs=step_log_probs,
-      card=model_card(workdir, model, precision, limits, top_k,
+      fused_max_batch=fused_max_batch, card=model_card(workdir, model, precision, limits, top_k,
                       step_log_probs))
 
 
@@ -107,7 +111,8 @@ def model_card(workdir, model, precision, limits, top_k, step_log_probs):
 
 
 def export(workdir, export_base, top_k=10, limits=DEFAULT_LIMITS,
-           precision="float32", step_log_probs=None):
+           precision="float32", step_log_probs=None,
+           fused_max_batch=FUSED_MAX_BATCH):
   """Exports the best checkpoint of `workdir` to `export_base`/<N>/.
 
   Args:
@@ -119,11 +124,14 @@ def export(workdir, export_base, top_k=10, limits=DEFAULT_LIMITS,
       with AVX512_BF16 or AMX), its inputs and outputs float32 as ever.
     step_log_probs: whether `step` returns the whole next-word
       distribution too (None: for vocabularies up to 65,536 words).
+    fused_max_batch: an LSTM's requests of up to this many rows run
+      TensorFlow's fused LSTM op, larger ones the Keras cells (0: never).
 
   Returns:
     The path of the new version directory.
   """
-  module = load_module(workdir, top_k, limits, precision, step_log_probs)
+  module = load_module(workdir, top_k, limits, precision, step_log_probs,
+                       fused_max_batch)
   files.remove_leftovers(export_base, keep_live=True)
   target = os.path.join(export_base, str(next_version(export_base)))
   with files.atomic_path(target) as tmp:
