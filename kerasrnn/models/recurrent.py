@@ -14,10 +14,8 @@ matmul barely faster on two cores than on one, while independent matmuls
 run side by side, so a 200-unit layer's pass takes less time (neutral at
 650 and 1,000 units; slower inside XLA programs, which get one matmul;
 the figures: docs/history/training_speed.md, "One recurrent matmul per
-gate"). Same
-weights, same products: outputs and gradients equal the stock layers' to
-float rounding either way
-(tests/test_recurrent.py).
+gate"). Same weights, same products: outputs and gradients equal the stock
+layers' to float rounding either way (tests/test_recurrent.py).
 
 Weights, their names and their saved layout are the stock layers' (the
 classes keep the names `LSTM` and `GRU`, which Keras uses as keys in

@@ -30,8 +30,9 @@ def clip_like_one_device(gradients, clip_norm):
   hands the optimizer 1/n of the clipped sum, which the optimizer sums.
   Sparse (embedding) gradients stay `tf.IndexedSlices` (Keras's own
   clipping would make them dense: a copy of the whole embedding matrix per
-  step, docs/results.md#large-vocabularies-the-adaptive-softmax); like Keras's and TensorFlow's global norm,
-  the norm counts a word's row once per occurrence in the batch. Without
+  step, docs/results.md#large-vocabularies-the-adaptive-softmax); like
+  Keras's and TensorFlow's global norm, the norm counts a word's row once
+  per occurrence in the batch. Without
   clipping (0 or None) the gradients pass unchanged; `clip_norm` may be a
   tensor (a loss scale times the norm).
   """
